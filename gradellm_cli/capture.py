@@ -1,0 +1,159 @@
+"""Record what Grad-ELLM needs from every attention layer, through transformers' own extension points.
+
+We register one attention function ("gradellm") in transformers' ``AttentionInterface`` together with a
+mask function under the same name in ``AttentionMaskInterface``. Without the mask function a custom
+attention gets *no* causal mask and silently becomes bidirectional (see the method notes). The
+attention itself is transformers' SDPA path, so the hooked model computes what the plain model does,
+and memory stays linear in sequence length: no attention matrix is ever stored.
+
+While a :class:`Capture` is active, each layer records, for the query rows being explained:
+the post-rotary query rows, all keys and values (detached views, no copies), which key positions each
+row may see (the model's own mask row: causal, plus the sliding window on sliding layers), the
+scaling, the grouped-query mapping, and the attention output *before* o_proj, kept in the autograd
+graph so that d(target logit)/d(output) can be taken afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+ATTENTION_NAME = "gradellm"  # SDPA underneath: linear memory, the default
+EAGER_ATTENTION_NAME = "gradellm_eager"  # the model's own eager attention underneath, for exact tests
+_ACTIVE: Capture | None = None
+_REGISTERED = False
+
+
+@dataclass
+class LayerCapture:
+    """One layer's tensors for the query rows ``rows`` (batch size 1)."""
+
+    query_rows: torch.Tensor  # (heads, rows, head_dim), after rotary embedding
+    keys: torch.Tensor  # (kv_heads, T, head_dim), after rotary embedding
+    values: torch.Tensor  # (kv_heads, T, head_dim)
+    visible: torch.Tensor  # (rows, T) bool: key positions each row may attend to
+    output: torch.Tensor  # (1, T, heads, head_dim): attention output before o_proj, in the graph
+    scaling: float
+    softcap: float | None
+    kv_group: int  # query heads per key/value head
+
+
+@dataclass
+class Capture:
+    """Collects :class:`LayerCapture` objects for the query positions ``rows`` during one forward."""
+
+    rows: torch.Tensor  # (R,) long: positions whose attention rows are recorded
+    layers: dict[int, LayerCapture] = field(default_factory=dict)
+
+    def __enter__(self) -> Capture:
+        global _ACTIVE
+        if _ACTIVE is not None:
+            raise RuntimeError("a gradellm capture is already active")
+        _ACTIVE = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _ACTIVE
+        _ACTIVE = None
+
+    def record(self, module, query, key, value, attention_mask, output, scaling, softcap) -> None:
+        """Keep one layer's tensors. A recompute under gradient checkpointing records nothing new."""
+        layer = module.layer_idx
+        if layer in self.layers:
+            return
+        rows = self.rows.to(query.device)
+        self.layers[layer] = LayerCapture(
+            query_rows=query[0, :, rows, :].detach(),
+            keys=key[0].detach(),
+            values=value[0].detach(),
+            visible=visible_rows(attention_mask, rows, key.shape[2]),
+            output=output,
+            scaling=float(scaling),
+            softcap=softcap,
+            kv_group=query.shape[1] // key.shape[1],
+        )
+
+
+def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int) -> torch.Tensor:
+    """Which key positions each query row sees, read from the mask the model itself built.
+
+    ``None`` means SDPA's plain causal mask (transformers skips building a mask when causal is all
+    there is, which includes sliding layers whose window covers the whole input).
+    """
+    if attention_mask is None:
+        keys = torch.arange(kv_length, device=rows.device)
+        return keys[None, :] <= rows[:, None]
+    mask_rows = attention_mask[0, 0, rows, :kv_length]
+    if mask_rows.dtype == torch.bool:
+        return mask_rows.clone()
+    return mask_rows > torch.finfo(mask_rows.dtype).min / 2
+
+
+def gradellm_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """SDPA attention that also records into the active :class:`Capture`, if any."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    softcap = kwargs.pop("softcap", None)
+    if softcap is not None:
+        output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
+    else:
+        output, weights = sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    _record(module, query, key, value, attention_mask, output, scaling, softcap)
+    return output, weights
+
+
+def gradellm_eager_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """The model's own eager attention (found in its modeling module), also recording into the capture.
+
+    Used by the tests to show that capturing changes nothing: its logits equal the plain eager model's.
+    """
+    eager = sys.modules[type(module).__module__].eager_attention_forward
+    output, weights = eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+    _record(module, query, key, value, attention_mask, output, scaling, kwargs.get("softcap"))
+    return output, weights
+
+
+def _record(module, query, key, value, attention_mask, output, scaling, softcap) -> None:
+    if _ACTIVE is not None and query.shape[0] == 1:
+        if scaling is None:
+            scaling = query.shape[-1] ** -0.5
+        _ACTIVE.record(module, query, key, value, attention_mask, output, scaling, softcap)
+
+
+def _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap):
+    """Eager attention with logit soft-capping (Gemma-2 style), which SDPA cannot express."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    group = query.shape[1] // key.shape[1]
+    key, value = repeat_kv(key, group), repeat_kv(value, group)
+    logits = torch.matmul(query, key.transpose(2, 3)) * scaling
+    logits = torch.tanh(logits / softcap) * softcap
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            logits = logits.masked_fill(~attention_mask[..., : key.shape[2]], torch.finfo(logits.dtype).min)
+        else:
+            logits = logits + attention_mask[..., : key.shape[2]]
+    else:
+        causal = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril()
+        logits = logits.masked_fill(~causal, torch.finfo(logits.dtype).min)
+    weights = torch.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def register() -> None:
+    """Register the attention and its matching mask function with transformers (idempotent)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
+
+    AttentionInterface.register(ATTENTION_NAME, gradellm_attention)
+    AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+    AttentionInterface.register(EAGER_ATTENTION_NAME, gradellm_eager_attention)
+    AttentionMaskInterface.register(EAGER_ATTENTION_NAME, eager_mask)
+    _REGISTERED = True

@@ -1,0 +1,134 @@
+"""JSON Lines in and out, with errors that name the line, and writes that survive interruption.
+
+Output records for one input are written with one ``write`` call and flushed (and fsynced for files)
+before the next input starts, so a run killed at any moment leaves whole lines plus at most one
+partial last line, which :func:`completed_lines` trims away before a resumed run appends.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from .errors import BadInput, NotFound, OutputError
+
+
+@dataclass
+class InputLine:
+    """One input line: its 1-based number, and either the parsed object or why it could not be."""
+
+    number: int
+    data: dict[str, Any] | None
+    error: str | None = None
+
+
+def read_jsonl(path: str) -> Iterator[InputLine]:
+    """Yield every non-blank line of ``path`` (``-`` for stdin), parsed, or with its error."""
+    handle = _open_input(path)
+    try:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                yield InputLine(number, None, f"line {number} is not valid JSON ({exc.msg})")
+                continue
+            if not isinstance(data, dict):
+                yield InputLine(number, None, f"line {number} is not a JSON object")
+                continue
+            yield InputLine(number, data)
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
+
+
+def _open_input(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"input file {path} does not exist") from None
+    except IsADirectoryError:
+        raise BadInput(f"input {path} is a folder, not a JSONL file") from None
+
+
+def completed_lines(path: Path) -> list[dict[str, Any]]:
+    """The whole records already in ``path``; a trailing partial line (a killed write) is cut off the file."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(end)
+    records = []
+    for raw in data[:end].splitlines():
+        if raw.strip():
+            try:
+                records.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                raise BadInput(f"existing output {path} holds a line that is not JSON; move it aside") from None
+    return records
+
+
+class JsonlWriter:
+    """Appends records to a file (or writes them to stdout for ``-``), one flushed batch at a time."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._handle: IO[bytes] | None = None
+        if path is None:
+            return
+        if path == "-":
+            self._handle = sys.stdout.buffer
+        else:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(path, "ab")
+            except OSError as exc:
+                raise OutputError(f"cannot open {path} for writing: {exc.strerror}") from None
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        if self._handle is None:
+            return
+        payload = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
+        try:
+            self._handle.write(payload)
+            self._handle.flush()
+            if self.path != "-":
+                os.fsync(self._handle.fileno())
+        except BrokenPipeError:
+            raise OutputError("the output pipe was closed") from None
+        except OSError as exc:
+            self._undo_partial(len(payload))
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+            raise OutputError(f"cannot write to {self.path}: {reason}") from None
+
+    def _undo_partial(self, size: int) -> None:
+        """After a failed write, cut the file back to whole lines so nothing half-written stays."""
+        if self.path in (None, "-"):
+            return
+        try:
+            completed_lines(Path(self.path))
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self._handle is not None and self.path != "-":
+            self._handle.close()
+        self._handle = None
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

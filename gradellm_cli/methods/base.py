@@ -1,0 +1,71 @@
+"""The one interface every attribution method implements.
+
+A method receives the exact token ids the model sees (prompt plus generated prefix), the positions
+whose next-token prediction is explained, and the target token at each; it returns one score per
+position of ``input_ids`` for each target, on the CPU as float32. Positions after a target get 0.
+Methods never decide targets or prompts: that is the explain pipeline's job, so all methods explain
+exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+
+@dataclass
+class Targets:
+    """What to explain: ``target_ids[s]`` as the next token after position ``positions[s]``."""
+
+    input_ids: torch.Tensor  # (T,) long
+    positions: torch.Tensor  # (S,) long, ascending
+    target_ids: torch.Tensor  # (S,) long
+    source_mask: torch.Tensor  # (T,) bool
+
+    @property
+    def steps(self) -> int:
+        return int(self.positions.numel())
+
+
+@dataclass
+class MethodOptions:
+    """Options shared by the methods; each method reports the ones it uses in ``config``."""
+
+    layers: str = "all"
+    attention: str = "loosened"
+    ig_steps: int = 50
+    target_fn: str = "probability"
+    seed: int = 0
+    batch_size: int = 16
+    record_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(ABC):
+    """An attribution method. Subclasses set ``name`` and ``description`` and register themselves."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
+        """Return scores of shape (steps, T), float32 on the CPU."""
+
+    def config(self, options: MethodOptions) -> dict[str, Any]:
+        """The options that change this method's numbers, written into every record."""
+        return {}
+
+
+def input_embeddings(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """The model's own input embeddings of ``input_ids`` (with any scaling the model applies, as Gemma's)."""
+    device = model.get_input_embeddings().weight.device
+    return model.get_input_embeddings()(input_ids.to(device)[None])
+
+
+def zero_after_targets(scores: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Zero every score at a position after its row's target position (the model cannot see it)."""
+    columns = torch.arange(scores.shape[1])
+    return scores.masked_fill(columns[None, :] > positions.cpu()[:, None], 0.0)

