@@ -65,7 +65,7 @@ class Capture:
             return
         rows = self.rows.to(query.device)
         self.layers[layer] = LayerCapture(
-            query_rows=query[0, :, rows, :].detach(),
+            query_rows=query.detach()[0, :, rows, :],  # detach first: no autograd node, so a recompute matches
             keys=key[0].detach(),
             values=value[0].detach(),
             visible=visible_rows(attention_mask, rows, key.shape[2]),

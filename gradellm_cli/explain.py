@@ -99,7 +99,7 @@ class Explainer:
         seconds = (time.perf_counter() - started) / prepared.targets.steps
         if not torch.isfinite(scores).all():
             raise BadInput(f"method {name} produced NaN or infinite scores", record=prepared.record_id)
-        config = self._config(settings) | method.config(options)
+        config = self.method_config(settings, name)
         return [self._record(prepared, name, config, step, scores[step], seconds) for step in range(prepared.targets.steps)]
 
     # -- targets ---------------------------------------------------------------------------------
@@ -138,7 +138,9 @@ class Explainer:
             raise BadInput("--max-new-tokens must be at least 1")
         length = prompt.input_ids.numel()
         if self.context_length and length + settings.max_new_tokens > self.context_length:
-            raise BadInput(f"prompt of {length} tokens plus {settings.max_new_tokens} new tokens exceeds the context of {self.context_length}")
+            raise BadInput(
+                f"prompt of {length} tokens plus {settings.max_new_tokens} new tokens exceeds the context of {self.context_length}"
+            )
         generated = self._greedy(prompt.input_ids, settings.max_new_tokens)
         if settings.target not in ("predicted",):
             raise BadInput("generation tasks explain the generated tokens: use --target predicted")
@@ -187,6 +189,10 @@ class Explainer:
         )
 
     # -- records ---------------------------------------------------------------------------------
+
+    def method_config(self, settings: ExplainSettings, name: str) -> dict[str, Any]:
+        """The ``config`` of this method's records: every option that changes its numbers."""
+        return self._config(settings) | get_method(name).config(settings.options)
 
     def _config(self, settings: ExplainSettings) -> dict[str, Any]:
         return {

@@ -40,6 +40,7 @@ class MethodOptions:
     target_fn: str = "probability"
     seed: int = 0
     batch_size: int = 16
+    checkpoint: str = "auto"  # gradient checkpointing: auto (long inputs), on, off
     record_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

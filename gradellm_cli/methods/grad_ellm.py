@@ -10,9 +10,12 @@ takes one backward pass to the captured attention outputs only (the weights need
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from ..capture import Capture, LayerCapture
+from ..checkpointing import checkpointed_layers, wants_checkpointing
 from ..errors import BadInput
 from . import register
 from .base import Method, MethodOptions, Targets, input_embeddings
@@ -46,10 +49,19 @@ def _int(text: str, spec: str) -> int:
         raise BadInput(f"--layers {spec!r}: use all, last:N or a comma-separated list of layer numbers") from None
 
 
+def _per_head(vectors: torch.Tensor, kv_vectors: torch.Tensor, group: int) -> torch.Tensor:
+    """(heads, D) . (kv_heads, T, D) -> (heads, T), query head h paired with kv head h // group.
+
+    This is the grouped-query mapping of transformers' ``repeat_kv``, without copying keys or values.
+    """
+    heads, dim = vectors.shape
+    grouped = vectors.float().reshape(heads // group, group, dim)
+    return torch.einsum("kgd,ktd->kgt", grouped, kv_vectors.float()).reshape(heads, -1)
+
+
 def token_weights(layer: LayerCapture, row: int, attention: str) -> torch.Tensor:
     """lambda (heads, T) for captured row ``row``: min-max or softmax of q.k over visible keys, 0 elsewhere."""
-    keys = layer.keys.repeat_interleave(layer.kv_group, dim=0)  # query head h uses kv head h // group
-    sims = torch.einsum("hd,htd->ht", layer.query_rows[:, row].float(), keys.float())
+    sims = _per_head(layer.query_rows[:, row], layer.keys, layer.kv_group)
     visible = layer.visible[row][None, :].expand_as(sims)
     if attention == "softmax":
         logits = sims * layer.scaling
@@ -66,8 +78,7 @@ def token_weights(layer: LayerCapture, row: int, attention: str) -> torch.Tensor
 
 def layer_heatmap(layer: LayerCapture, row: int, channel_weights: torch.Tensor, attention: str) -> torch.Tensor:
     """H^(k) (T,) = ReLU(sum_h lambda_i^h * (w_h . v_i^h)) for one layer and one captured row."""
-    values = layer.values.repeat_interleave(layer.kv_group, dim=0).float()
-    projected = torch.einsum("hd,htd->ht", channel_weights.float(), values)
+    projected = _per_head(channel_weights, layer.values, layer.kv_group)
     return torch.relu((token_weights(layer, row, attention) * projected).sum(dim=0))
 
 
@@ -77,24 +88,30 @@ class GradELLM(Method):
     description = "Grad-ELLM: d logit/d attention-output channel weights x loosened q.k token weights x values, ReLU, summed over layers"
 
     def config(self, options: MethodOptions) -> dict:
+        # checkpointing changes memory and time, never the numbers, so it is not part of the config
         return {"layers": options.layers, "attention": options.attention}
 
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         if options.attention not in ATTENTION_MODES:
             raise BadInput(f"unknown --attention {options.attention!r}: use loosened or softmax")
         layers = select_layers(options.layers, model.config.get_text_config().num_hidden_layers)
-        capture, logits = forward_with_capture(model, targets)
-        outputs = [capture.layers[k].output for k in layers]
-        scores = torch.zeros(targets.steps, targets.input_ids.numel())
-        for step in range(targets.steps):
-            grads = torch.autograd.grad(logits[step], outputs, retain_graph=step < targets.steps - 1)
-            position = int(targets.positions[step])
-            heatmap = sum(
-                layer_heatmap(capture.layers[k], step, grad[0, position], options.attention)
-                for k, grad in zip(layers, grads)
-            )
-            scores[step] = heatmap.detach().cpu()
+        long_input = wants_checkpointing(options.checkpoint, targets.input_ids.numel())
+        with checkpointed_layers(model, enabled=long_input):
+            capture, logits = forward_with_capture(model, targets)
+            rows = {}
+            for k in layers:  # keep only the target rows of each gradient, never the full (T, H, D) tensor
+                capture.layers[k].output.register_hook(partial(_keep_rows, rows, k, targets.positions))
+            earliest = capture.layers[layers[0]].output
+            scores = torch.zeros(targets.steps, targets.input_ids.numel())
+            for step in range(targets.steps):
+                torch.autograd.grad(logits[step], [earliest], retain_graph=step < targets.steps - 1)
+                heatmap = sum(layer_heatmap(capture.layers[k], step, rows[k][step], options.attention) for k in layers)
+                scores[step] = heatmap.detach().cpu()
         return scores
+
+
+def _keep_rows(store: dict, layer: int, positions: torch.Tensor, grad: torch.Tensor) -> None:
+    store[layer] = grad[0, positions.to(grad.device)].detach()
 
 
 def forward_with_capture(model, targets: Targets) -> tuple[Capture, torch.Tensor]:

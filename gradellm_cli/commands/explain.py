@@ -1,0 +1,180 @@
+"""``gradellm explain``: heatmap records for one text or a JSONL file, resumable, one line per error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from ..errors import BadInput, GradellmError
+from ..explain import Explainer, ExplainSettings
+from ..jsonl import JsonlWriter, completed_lines, read_jsonl
+from ..methods import MethodOptions, parse_methods
+from ..progress import progress_bar
+from ..prompts import get_task
+from ..view import print_heatmap
+
+EXAMPLES = """
+Examples:
+
+  gradellm explain "a gorgeous, witty, seductive movie."
+
+  gradellm explain --input ../shared/data/sst2.jsonl --output heatmaps.jsonl
+
+  gradellm explain "Why did the chicken cross the road?" --task generate --max-new-tokens 10 --method all
+"""
+
+
+@dataclass
+class InputRecord:
+    record_id: str
+    values: dict[str, str] | None
+    label: str | None
+    error: str | None = None
+
+
+def explain(
+    text: str | None = typer.Argument(None, help="Text to explain. Omit it and use --input for a JSONL file."),
+    input: str | None = typer.Option(None, "--input", "-i", help="JSONL file of records ('-' for stdin)."),
+    text_field: str = typer.Option("text", help="Record field holding the text."),
+    id_field: str = typer.Option("id", help="Record field holding the id (the line number when absent)."),
+    label_field: str = typer.Option("label", help="Record field holding the gold label (for --target gold)."),
+    task: str = typer.Option("sentiment", help="Prompt template: sentiment, boolq, generate or raw."),
+    model: str = typer.Option("smollm2", "--model", "-m", help="Alias (smollm2, gemma3), .gguf file, model folder or hub id."),
+    method: str = typer.Option("grad-ellm", help="Method name(s), comma-separated, or 'all' (see `gradellm methods`)."),
+    target: str = typer.Option("predicted", help="Classification target: predicted, gold, or a word."),
+    max_new_tokens: int = typer.Option(20, help="Tokens to generate and explain for generation tasks."),
+    layers: str = typer.Option("all", help="Grad-ELLM layers: all, last:N, or a list like 0,5,-1."),
+    attention: str = typer.Option("loosened", help="Grad-ELLM token weights: loosened (min-max) or softmax."),
+    ig_steps: int = typer.Option(50, help="Integrated-gradients steps."),
+    target_fn: str = typer.Option("probability", help="Gradient baselines explain the target's probability or logit."),
+    batch_size: int = typer.Option(16, help="Batch size for methods that run many passes."),
+    output: str | None = typer.Option(None, "--output", "-o", help="JSONL file to append records to ('-' for stdout)."),
+    seed: int = typer.Option(0, help="Seed for anything random (the random baseline)."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
+    show: bool | None = typer.Option(None, "--show/--no-show", help="Print coloured heatmaps (default: unless --output -)."),
+    all_tokens: bool = typer.Option(False, "--all-tokens", help="Show template tokens in the heatmap too."),
+    on_error: str = typer.Option("skip", help="A bad record: 'skip' reports it and goes on, 'stop' ends the run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start --output afresh instead of resuming it."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub (off by default)."),
+) -> None:
+    """Explain what the model looked at for each predicted or generated token.
+
+    Writes one heatmap record per (input, method, step) to --output and prints coloured heatmaps.
+    A rerun with the same --output resumes: inputs already written are skipped.
+    """
+    if (text is None) == (input is None):
+        raise BadInput("give either a TEXT argument or --input FILE")
+    if on_error not in ("skip", "stop"):
+        raise BadInput("--on-error takes skip or stop")
+    get_task(task)
+    settings = ExplainSettings(
+        task=task,
+        target=target,
+        max_new_tokens=max_new_tokens,
+        methods=parse_methods(method),
+        options=MethodOptions(layers=layers, attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size),
+    )
+    show = (output != "-") if show is None else show
+    inputs = _from_text(text) if text is not None else _from_jsonl(input, task, text_field, id_field, label_field)
+    explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    done = _resume(output, overwrite, explainer, settings)
+    failures = _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total=_count(input))
+    if failures:
+        raise GradellmError(f"{failures} record(s) skipped (see the errors above)", exit_code=5)
+
+
+def _from_text(text: str) -> Iterator[InputRecord]:
+    yield InputRecord("text-1", {"text": text}, None)
+
+
+def _from_jsonl(path: str, task: str, text_field: str, id_field: str, label_field: str) -> Iterator[InputRecord]:
+    fields = get_task(task).fields
+    for line in read_jsonl(path):
+        if line.data is None:
+            yield InputRecord(f"line-{line.number}", None, None, line.error)
+            continue
+        record_id = str(line.data.get(id_field, f"line-{line.number}"))
+        values = {name: line.data.get(text_field if name == "text" else name) for name in fields}
+        missing = [name for name, value in values.items() if not isinstance(value, str)]
+        if missing:
+            wanted = text_field if missing[0] == "text" else missing[0]
+            yield InputRecord(record_id, None, None, f"line {line.number} has no text field {wanted!r}")
+            continue
+        label = line.data.get(label_field)
+        yield InputRecord(record_id, values, None if label is None else str(label))
+
+
+def _count(path: str | None) -> int | None:
+    if path is None:
+        return 1
+    if path == "-" or not Path(path).is_file():
+        return None
+    with open(path, "rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
+def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings: ExplainSettings) -> set[tuple[str, str]]:
+    """(id, method) pairs already in --output; error if it holds records made with other settings."""
+    if output in (None, "-"):
+        return set()
+    path = Path(output)
+    if overwrite and path.exists():
+        path.unlink()
+    expected = {name: explainer.method_config(settings, name) for name in settings.methods}
+    done = set()
+    for record in completed_lines(path):
+        if record.get("kind") != "heatmap":
+            continue
+        same = record.get("model") == explainer.model_name and expected.get(record.get("method")) == record.get("config")
+        if not same and record.get("method") in expected:
+            raise BadInput(
+                f"{output} holds {record.get('method')} records made with another model or options; use --overwrite or a new file"
+            )
+        done.add((str(record["id"]), record["method"]))
+    return done
+
+
+def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total) -> int:
+    console = Console()
+    errors = Console(stderr=True)
+    failures = 0
+    seen: set[str] = set()
+    with JsonlWriter(output) as writer, progress_bar("explaining", total) as advance:
+        for item in inputs:
+            advance()
+            try:
+                records = _explain_one(explainer, settings, item, done, seen)
+            except GradellmError as exc:
+                if on_error == "stop":
+                    raise
+                failures += 1
+                errors.print(f"gradellm: skipped: {exc}", markup=False, highlight=False)
+                continue
+            writer.write(records)
+            if show:
+                for record in records:
+                    print_heatmap(console, record, all_tokens)
+    return failures
+
+
+def _explain_one(explainer, settings, item: InputRecord, done, seen) -> list[dict[str, Any]]:
+    if item.error:
+        raise BadInput(item.error, record=item.record_id)
+    if item.record_id in seen:
+        raise BadInput("duplicate id in the input", record=item.record_id)
+    seen.add(item.record_id)
+    todo = [name for name in settings.methods if (item.record_id, name) not in done]
+    if not todo:
+        return []
+    prepared = explainer.prepare(item.record_id, item.values, settings, item.label)
+    records = []
+    for name in todo:
+        records.extend(explainer.run_method(prepared, name, settings))
+    return records
+

@@ -1,0 +1,19 @@
+"""``gradellm methods``: the registered attribution methods, one line each."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ..methods import get_method, method_names
+
+
+def methods() -> None:
+    """List the attribution methods with a one-line description each.
+
+    Example: gradellm methods
+    """
+    table = Table("method", "what it computes", box=None, header_style="bold")
+    for name in method_names():
+        table.add_row(name, get_method(name).description)
+    Console().print(table)

@@ -1,0 +1,54 @@
+"""Terminal heatmaps: tokens coloured by score, with rich.
+
+Scores are shown relative to the largest score among the tokens displayed (source tokens only by
+default), which is also how the metrics normalise them. Colours degrade to plain text in a pipe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.color import Color
+from rich.style import Style
+from rich.text import Text
+
+
+def _style(weight: float) -> Style:
+    """White (0) to deep red (1) background, with text that stays readable on it."""
+    weight = min(max(weight, 0.0), 1.0)
+    fade = int(round(255 * (1.0 - 0.85 * weight)))
+    foreground = "white" if weight > 0.6 else "black"
+    return Style(color=foreground, bgcolor=Color.from_rgb(255, fade, fade))
+
+
+def _display(token: str) -> str:
+    return token.replace("\n", "\u23ce ").replace("\t", "\u21e5")
+
+
+def heatmap_text(record: dict[str, Any], all_tokens: bool = False) -> Text:
+    """A one-paragraph coloured rendering of one heatmap record."""
+    tokens, scores, source = record["tokens"], record["scores"], record["source_mask"]
+    shown = [i for i in range(len(tokens)) if all_tokens or source[i]]
+    top = max((scores[i] for i in shown), default=0.0)
+    text = Text()
+    for i in shown:
+        weight = scores[i] / top if top > 0 else 0.0
+        text.append(_display(tokens[i]), style=_style(weight))
+    return text
+
+
+def heatmap_header(record: dict[str, Any]) -> Text:
+    step = f" step {record['step'] + 1}/{record['steps']}" if record.get("steps", 1) > 1 else ""
+    header = Text()
+    header.append(f"{record['id']}", style="bold")
+    header.append(f" {record['model']} {record['method']}{step} ", style="dim")
+    header.append("target ")
+    header.append(repr(record["target_token"]), style="bold cyan")
+    header.append(f" p={record['target_prob']:.3f} logit={record['target_logit']:.2f}", style="dim")
+    return header
+
+
+def print_heatmap(console, record: dict[str, Any], all_tokens: bool = False) -> None:
+    console.print(heatmap_header(record))
+    console.print(heatmap_text(record, all_tokens))
+    console.print()
