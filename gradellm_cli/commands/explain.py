@@ -81,6 +81,8 @@ def explain(
         options=MethodOptions(layers=layers, attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size),
     )
     show = (output != "-") if show is None else show
+    if text is not None:
+        on_error = "stop"  # a single text has nothing to skip to
     inputs = _from_text(text) if text is not None else _from_jsonl(input, task, text_field, id_field, label_field)
     explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     done = _resume(output, overwrite, explainer, settings)
