@@ -25,8 +25,9 @@ def _display(token: str) -> str:
     return token.replace("\n", "\u23ce ").replace("\t", "\u21e5")
 
 
-def heatmap_text(record: dict[str, Any], all_tokens: bool = False) -> Text:
-    """A one-paragraph coloured rendering of one heatmap record."""
+def heatmap_text(record: dict[str, Any], all_tokens: bool = False, numbers: bool = False) -> Text:
+    """A one-paragraph coloured rendering of one heatmap record; ``numbers`` appends each relative score
+    (for output without colour, such as a pipe or a file)."""
     tokens, scores, source = record["tokens"], record["scores"], record["source_mask"]
     shown = [i for i in range(len(tokens)) if all_tokens or source[i]]
     top = max((scores[i] for i in shown), default=0.0)
@@ -34,6 +35,8 @@ def heatmap_text(record: dict[str, Any], all_tokens: bool = False) -> Text:
     for i in shown:
         weight = scores[i] / top if top > 0 else 0.0
         text.append(_display(tokens[i]), style=_style(weight))
+        if numbers:
+            text.append(f"[{weight:.2f}]", style="dim")
     return text
 
 
@@ -50,5 +53,6 @@ def heatmap_header(record: dict[str, Any]) -> Text:
 
 def print_heatmap(console, record: dict[str, Any], all_tokens: bool = False) -> None:
     console.print(heatmap_header(record))
-    console.print(heatmap_text(record, all_tokens))
+    plain = not console.is_terminal or console.no_color
+    console.print(heatmap_text(record, all_tokens, numbers=plain))
     console.print()
