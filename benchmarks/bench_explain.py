@@ -68,8 +68,8 @@ def bench_model(name: str, repeats: int) -> list[tuple]:
     rows = []
     for label, settings, values in cases:
         targets = explainer.prepare(label, values, settings).targets
-        ours = median_seconds(lambda: method.attribute(explainer.model, targets, options), repeats)
-        plain = median_seconds(lambda: separate_passes(explainer.model, targets), repeats)
+        ours = median_seconds(lambda t=targets: method.attribute(explainer.model, t, options), repeats)
+        plain = median_seconds(lambda t=targets: separate_passes(explainer.model, t), repeats)
         rows.append((name, label, targets.input_ids.numel(), targets.steps, ours, plain, ours / plain))
     return rows
 
