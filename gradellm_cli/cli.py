@@ -27,6 +27,7 @@ COMMANDS = [
     ("explain", "explain", "EXAMPLES"),
     ("methods", "methods", None),
     ("evaluate", "evaluate", "EXAMPLES"),
+    ("render", "render", "EXAMPLES"),
 ]
 
 

@@ -25,6 +25,8 @@ Examples:
 
   gradellm explain --input ../shared/data/sst2.jsonl --output heatmaps.jsonl
 
+  gradellm explain --dataset sst2 --limit 20 --method all --output heatmaps.jsonl
+
   gradellm explain "Why did the chicken cross the road?" --task generate --max-new-tokens 10 --method all
 """
 
@@ -40,10 +42,19 @@ class InputRecord:
 def explain(
     text: str | None = typer.Argument(None, help="Text to explain. Omit it and use --input for a JSONL file."),
     input: str | None = typer.Option(None, "--input", "-i", help="JSONL file of records ('-' for stdin)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Built-in data set (imdb, sst2, boolq, tellmewhy, wikibio) or a .jsonl/.csv/.parquet file."
+    ),
+    data_dir: str | None = typer.Option(None, help="Folder of the built-in data files (default: $GRADELLM_DATA, shared/data, hub)."),
+    limit: int | None = typer.Option(None, help="Records to take from --dataset."),
+    offset: int = typer.Option(0, help="Records of --dataset to skip first."),
+    shuffle_seed: int | None = typer.Option(None, help="Shuffle --dataset with this seed before --offset/--limit (default: file order)."),
+    balanced: bool = typer.Option(False, "--balanced", help="Equal numbers of records per label from --dataset."),
+    boolq_context: str | None = typer.Option(None, help="BoolQ passage slot: evidence (default where present) or passage (full document)."),
     text_field: str = typer.Option("text", help="Record field holding the text."),
     id_field: str = typer.Option("id", help="Record field holding the id (the line number when absent)."),
     label_field: str = typer.Option("label", help="Record field holding the gold label (for --target gold)."),
-    task: str = typer.Option("sentiment", help="Prompt template: sentiment, boolq, generate or raw."),
+    task: str | None = typer.Option(None, help="Prompt template: sentiment (default), boolq, generate or raw; a --dataset brings its own."),
     model: str = typer.Option("smollm2", "--model", "-m", help="Alias (smollm2, gemma3), .gguf file, model folder or hub id."),
     method: str = typer.Option("grad-ellm", help="Method name(s), comma-separated, or 'all' (see `gradellm methods`)."),
     target: str = typer.Option("predicted", help="Classification target: predicted, gold, or a word."),
@@ -68,10 +79,19 @@ def explain(
     Writes one heatmap record per (input, method, step) to --output and prints coloured heatmaps.
     A rerun with the same --output resumes: inputs already written are skipped.
     """
-    if (text is None) == (input is None):
-        raise BadInput("give either a TEXT argument or --input FILE")
+    if sum(source is not None for source in (text, input, dataset)) != 1:
+        raise BadInput("give one of a TEXT argument, --input FILE or --dataset NAME")
     if on_error not in ("skip", "stop"):
         raise BadInput("--on-error takes skip or stop")
+    loaded = None
+    if dataset is not None:
+        from ..data import load_records
+
+        loaded = load_records(
+            dataset, task=task, data_dir=data_dir, text_field=text_field, label_field=None if label_field == "label" else label_field,
+            id_field=id_field, limit=limit, offset=offset, seed=shuffle_seed, balanced=balanced, boolq_context=boolq_context,
+        )
+    task = loaded.task if loaded is not None else (task or "sentiment")
     get_task(task)
     settings = ExplainSettings(
         task=task,
@@ -83,10 +103,15 @@ def explain(
     show = (output != "-") if show is None else show
     if text is not None:
         on_error = "stop"  # a single text has nothing to skip to
-    inputs = _from_text(text) if text is not None else _from_jsonl(input, task, text_field, id_field, label_field)
+    if loaded is not None:
+        inputs, total = (InputRecord(r["id"], r["values"], r["label"]) for r in loaded), len(loaded)
+    elif text is not None:
+        inputs, total = _from_text(text), 1
+    else:
+        inputs, total = _from_jsonl(input, task, text_field, id_field, label_field), _count(input)
     explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     done = _resume(output, overwrite, explainer, settings)
-    failures = _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total=_count(input))
+    failures = _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total=total)
     if failures:
         raise GradellmError(f"{failures} record(s) skipped (see the errors above)", exit_code=5)
 

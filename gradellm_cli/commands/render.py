@@ -1,0 +1,150 @@
+"""``gradellm render``: show heatmap records again, in the terminal or as one self-contained HTML page.
+
+Metric and error records in the same file are passed over (a note on stderr says how many); a line
+that is not JSON, or a heatmap record without its token lists, ends the run with a one-line error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.style import Style
+from rich.text import Text
+
+from ..errors import BadInput, GradellmError, NotFound, OutputError
+from ..jsonl import read_jsonl
+from ..records import HEATMAP
+from ..render_html import Unit, display_units, html_page
+from ..view import _display, _style, heatmap_header, print_heatmap
+
+EXAMPLES = """
+Examples:
+
+  gradellm render heatmaps.jsonl
+
+  gradellm render heatmaps.jsonl --words --id sst2-test-1354 --method grad-ellm,saliency
+
+  gradellm render heatmaps.jsonl --top-p 0.3
+
+  gradellm render heatmaps.jsonl --method all --html heatmaps.html
+"""
+
+REQUIRED = ("id", "model", "method", "tokens", "source_mask", "scores", "target_token", "target_prob", "target_logit")
+
+
+def render(
+    heatmaps: str = typer.Argument(..., help="Heatmap JSONL file written by `gradellm explain` ('-' for stdin)."),
+    words: bool = typer.Option(False, "--words", help="Merge sub-word tokens into words (a word's score is its tokens' max)."),
+    top_p: float | None = typer.Option(
+        None, "--top-p", metavar="PI", help="Colour by the pi-transformed keep-probability (mean PI); bold = kept (>= 0.5)."
+    ),
+    all_tokens: bool = typer.Option(False, "--all-tokens", help="Show template tokens too, not only the user's text."),
+    record_id: list[str] | None = typer.Option(None, "--id", help="Only these record ids (repeat, or comma-separate)."),
+    method: str | None = typer.Option(None, "--method", help="Only these methods, comma-separated ('all' for every one)."),
+    html: str | None = typer.Option(None, "--html", help="Write one self-contained HTML page here instead of printing."),
+) -> None:
+    """Show the heatmaps in a JSONL file: coloured tokens in the terminal, or an HTML page with the
+    methods side by side for each input."""
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise BadInput(f"--top-p takes a pi in (0, 1], not {top_p:g}")
+    ids = _split(record_id)
+    methods = None if method in (None, "all") else _split([method])
+    skipped: Counter[str] = Counter()
+    records = _heatmaps(heatmaps, ids, methods, skipped)
+    if html is not None:
+        count = _write_html(html, list(records), heatmaps, all_tokens, words, top_p)
+    else:
+        count = _print_all(records, all_tokens, words, top_p)
+    if skipped:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
+        print(f"gradellm: note: passed over {kinds} record(s) (not heatmaps)", file=sys.stderr)
+    if not count:
+        wanted = " matching --id/--method" if ids or methods else ""
+        raise NotFound(f"no heatmap records{wanted} in {heatmaps}")
+
+
+def _split(values: list[str] | None) -> set[str] | None:
+    if not values:
+        return None
+    return {part.strip() for value in values for part in value.split(",") if part.strip()} or None
+
+
+def _heatmaps(path: str, ids: set[str] | None, methods: set[str] | None, skipped: Counter[str]) -> Iterator[dict[str, Any]]:
+    """The heatmap records of ``path`` that pass the filters; other kinds are counted in ``skipped``."""
+    for line in read_jsonl(path):
+        if line.data is None:
+            raise BadInput(f"{path}: {line.error}")
+        record = line.data
+        kind = record.get("kind", HEATMAP)
+        if kind != HEATMAP:
+            skipped[str(kind)] += 1
+            continue
+        missing = [key for key in REQUIRED if key not in record]
+        if missing:
+            raise BadInput(f"{path}: line {line.number} is a heatmap record without {missing[0]!r}")
+        lists = [record[key] for key in ("tokens", "source_mask", "scores")]
+        if not all(isinstance(value, list) for value in lists) or len({len(value) for value in lists}) != 1:
+            raise BadInput(f"{path}: line {line.number} has tokens, source_mask and scores of different lengths")
+        if ids is not None and str(record["id"]) not in ids:
+            continue
+        if methods is not None and record["method"] not in methods:
+            continue
+        yield record
+
+
+def _print_all(records: Iterator[dict[str, Any]], all_tokens: bool, words: bool, top_p: float | None) -> int:
+    console = Console()
+    plain = not console.is_terminal or console.no_color
+    count = 0
+    for record in records:
+        count += 1
+        if not words and top_p is None:
+            print_heatmap(console, record, all_tokens)  # exactly what `explain` prints
+            continue
+        console.print(heatmap_header(record))
+        try:
+            units, summary = display_units(record, all_tokens=all_tokens, words=words, top_p=top_p)
+            if summary is not None:
+                console.print(summary.describe(), style="dim", markup=False, highlight=False)
+        except GradellmError as exc:  # scores the pi transform is undefined for
+            console.print(f"top-p view unavailable: {exc.message}", style="yellow", markup=False, highlight=False)
+            units, _ = display_units(record, all_tokens=all_tokens, words=words)
+        console.print(units_text(units, numbers=plain))
+        console.print()
+    return count
+
+
+def units_text(units: list[Unit], numbers: bool = False) -> Text:
+    """The units as one coloured paragraph (the colours of ``view.py``); kept units are bold and
+    underlined; ``numbers`` appends each weight, with ``*`` for a kept unit (for output without colour)."""
+    text = Text()
+    for unit in units:
+        style = _style(unit.weight)
+        if unit.kept:
+            style += Style(bold=True, underline=True)
+        text.append(_display(unit.text), style=style)
+        if numbers:
+            text.append(f"[{unit.weight:.2f}{'*' if unit.kept else ''}]", style="dim")
+    return text
+
+
+def _write_html(path: str, records: list[dict[str, Any]], source: str, all_tokens: bool, words: bool, top_p: float | None) -> int:
+    if not records:
+        return 0
+    title = f"gradellm heatmaps: {Path(source).name if source != '-' else 'stdin'}"
+    page = html_page(records, title=title, all_tokens=all_tokens, words=words, top_p=top_p)
+    try:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    ids = len({str(record["id"]) for record in records})
+    print(f"gradellm: wrote {path}: {ids} input(s), {len(records)} heatmap(s)", file=sys.stderr)
+    return len(records)
