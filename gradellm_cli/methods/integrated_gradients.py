@@ -1,0 +1,70 @@
+"""Integrated Gradients (Sundararajan et al. 2017) through ``captum.attr.IntegratedGradients``.
+
+Baseline: the all-zero embedding (the same "removed" input as the perturbation metrics). Captum
+integrates the gradient of f (the target's probability by default, or its logit) along the straight
+path from the baseline to the input embeddings with ``options.ig_steps`` points (default 50) of its
+default Gauss-Legendre rule, and multiplies by (input - baseline). Path points run through the model
+in batches of ``options.batch_size`` (Captum's ``internal_batch_size``), which changes the speed and
+memory, not the numbers. Each token's score is the L2 norm over the embedding dimension.
+
+Cost per step: ``ig_steps`` forward and backward passes on the prefix, in ceil(ig_steps / batch_size)
+batched passes.
+
+Completeness (the raw attributions sum to f(input) - f(baseline)) holds only as far as the
+integral converges. With the probability target it does (the method notes measured gaps of 0.5-15%
+at 50 steps on SmolLM2); with the logit target it is known not to converge at 50 steps, and more
+steps do not help on SmolLM2 (method notes). :func:`integrated_gradients_raw` exposes the raw
+attributions so that completeness can be checked.
+"""
+
+from __future__ import annotations
+
+import torch
+from captum.attr import IntegratedGradients
+
+from ..errors import BadInput
+from . import register
+from .base import MethodOptions
+from .captum_common import CaptumMethod, TargetScore, prefix_embeddings, quiet
+
+
+def integrated_gradients_raw(
+    model,
+    prefix_ids: torch.Tensor,
+    target_id: int,
+    target_fn: str = "probability",
+    steps: int = 50,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """Captum's raw (L, d) attributions of the next token ``target_id`` after ``prefix_ids`` (L,).
+
+    Their sum approximates f(embeddings) - f(zeros), f being the target's probability or logit.
+    """
+    if steps < 1:
+        raise BadInput("--ig-steps must be at least 1")
+    if batch_size < 1:
+        raise BadInput("--batch-size must be at least 1")
+    explainer = IntegratedGradients(TargetScore(model, target_id, target_fn))
+    embeddings = prefix_embeddings(model, prefix_ids)
+    attributions = quiet(
+        explainer.attribute,
+        embeddings,
+        baselines=torch.zeros_like(embeddings),
+        n_steps=steps,
+        internal_batch_size=batch_size,
+    )
+    return attributions[0]
+
+
+@register
+class IntegratedGradientsMethod(CaptumMethod):
+    name = "integrated-gradients"
+    description = "Integrated Gradients (Captum): zero-embedding baseline, ig_steps path points, L2 norm per token"
+
+    def config(self, options: MethodOptions) -> dict:
+        return {"target_fn": options.target_fn, "ig_steps": options.ig_steps}
+
+    def raw_attributions(self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions) -> torch.Tensor:
+        return integrated_gradients_raw(
+            model, prefix_ids, target_id, options.target_fn, options.ig_steps, options.batch_size
+        )
