@@ -1,0 +1,182 @@
+"""``gradellm evaluate``: faithfulness metrics for heatmap records, resumable, one line per error."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import EXIT_INTERRUPTED, EXIT_SKIPPED, BadInput, GradellmError, NotFound
+from ..jsonl import JsonlWriter, completed_lines, read_jsonl
+from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
+from ..metrics.records import check_heatmap
+from ..progress import progress_bar
+from ..records import ERROR, METRIC, SCHEMA_VERSION
+
+EXAMPLES = """
+Examples:
+
+  gradellm evaluate --heatmaps heatmaps.jsonl --output metrics.jsonl --metrics pi --pi-grid 0.1:0.9:0.1
+
+  gradellm evaluate --heatmaps heatmaps.jsonl --metrics soft,deletion-insertion --output -
+"""
+
+
+def evaluate(
+    heatmaps: str = typer.Option("-", "--heatmaps", "-i", help="JSONL file of heatmap records from `gradellm explain` ('-' for stdin)."),
+    output: str = typer.Option("-", "--output", "-o", help="JSONL file to append metric records to ('-' for stdout)."),
+    metrics: str = typer.Option("all", help="soft, pi, deletion-insertion (comma-separated), or all."),
+    pi_grid: str = typer.Option("0.05:0.95:0.05", help="Retaining probabilities pi: start:stop:step (stop included) or a comma list."),
+    samples: int = typer.Option(3, help="Soft perturbations per pi (and for raw Soft-NS/NC), averaged."),
+    seed: int = typer.Option(0, help="Seed of the soft perturbations (with the record id, model and step)."),
+    mask_unit: str = typer.Option("token", help="One Bernoulli draw per token, or per embedding 'element' (as ReAGent)."),
+    batch_size: int = typer.Option(32, help="Perturbed inputs per forward pass."),
+    gen_stride: int = typer.Option(5, help="Generation: evaluate steps 0, N, 2N, ... and average them per sequence."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    model: list[str] | None = typer.Option(
+        None, "--model", "-m", help="Where to load a model whose records name it by file or folder name (.gguf file or folder); repeatable."
+    ),
+    on_error: str = typer.Option("skip", help="A malformed record: 'skip' writes an error record and goes on, 'stop' ends the run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start --output afresh instead of resuming it."),
+) -> None:
+    """Measure how faithful heatmaps are: Soft-NS/NC, pi-Soft-NS/NC curves and AUC, Deletion/Insertion.
+
+    Writes one metric record per heatmap record (generation: per evaluated step, plus one
+    sequence-level record with step -1 averaging them). Metrics that are undefined for a record
+    (all-zero scores, zeroing the text changes nothing) give an error record saying why.
+    A rerun with the same --output resumes: records already evaluated there are skipped.
+
+    Example: gradellm explain --input data.jsonl --method all --output - | gradellm evaluate --heatmaps - --output metrics.jsonl
+    """
+    try:
+        _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite)
+    except GradellmError as exc:
+        if os.environ.get("GRADELLM_DEBUG"):
+            raise
+        print(f"gradellm: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("gradellm: interrupted; records written so far are kept, rerun the same command to resume", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite):
+    if on_error not in ("skip", "stop"):
+        raise BadInput("--on-error takes skip or stop")
+    settings = MetricSettings(
+        metrics=parse_metrics(metrics),
+        pi_grid=parse_pi_grid(pi_grid),
+        samples=samples,
+        seed=seed,
+        mask_unit=mask_unit,
+        batch_size=batch_size,
+        gen_stride=gen_stride,
+    )
+    if heatmaps == "-" and sys.stdin.isatty():
+        raise BadInput("no heatmap records on stdin: pass --heatmaps FILE, or pipe `gradellm explain ... --output -` into this")
+    _check_input(heatmaps)
+    done = _resume(output, overwrite, settings)
+    evaluator = Evaluator(settings, ModelPool(device, _model_specs(model or [])))
+    failures, undefined = _run(evaluator, heatmaps, output, done, on_error)
+    if undefined:
+        print(f"gradellm: {undefined} record(s) have undefined metrics; their error records say why", file=sys.stderr)
+    if failures:
+        raise GradellmError(f"{failures} record(s) skipped (see the errors above)", exit_code=EXIT_SKIPPED)
+
+
+def _model_specs(values: list[str]) -> dict[str, str]:
+    """--model values -> {name records use: what to load}."""
+    from ..models import resolve_model
+
+    return {resolve_model(value).name: value for value in values}
+
+
+def _resume(output: str, overwrite: bool, settings: MetricSettings) -> dict[tuple, dict[str, Any]]:
+    """Metric and error records already in --output, by (id, model, method, step); error if made with other settings."""
+    if output == "-":
+        return {}
+    path = Path(output)
+    if overwrite and path.exists():
+        path.unlink()
+    expected = settings.config()
+    done = {}
+    for record in completed_lines(path):
+        if record.get("kind") == METRIC:
+            config = {key: value for key, value in (record.get("config") or {}).items() if key != "heatmap"}
+            if config != expected:
+                raise BadInput(f"{output} holds metric records made with other settings; use --overwrite or a new file")
+        retry = record.get("kind") == ERROR and "line" in record  # a skipped malformed line: try it again
+        if record.get("kind") in (METRIC, ERROR) and not retry and record.get("id") is not None and record.get("step") is not None:
+            done[record_key(record)] = record
+    return done
+
+
+def _check_input(path: str) -> None:
+    """A missing or unreadable --heatmaps file is an error before anything is written."""
+    if path == "-":
+        return
+    if not Path(path).exists():
+        raise NotFound(f"input file {path} does not exist")
+    if Path(path).is_dir():
+        raise BadInput(f"input {path} is a folder, not a JSONL file")
+
+
+def _count(path: str) -> int | None:
+    if path == "-" or not Path(path).is_file():
+        return None
+    with open(path, "rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
+def _run(evaluator: Evaluator, heatmaps: str, output: str, done: dict, on_error: str) -> tuple[int, int]:
+    failures = undefined = 0
+    seen: set[tuple] = set()
+    lines = read_jsonl(heatmaps)
+    with JsonlWriter(output) as writer, progress_bar("evaluating", _count(heatmaps)) as advance:
+        for line in lines:
+            advance()
+            record = line.data
+            try:
+                result = _one(evaluator, line.number, line.error, record, done, seen)
+            except GradellmError as exc:
+                message = str(exc) if exc.message.startswith("line ") else f"line {line.number}: {exc}"
+                if on_error == "stop":
+                    raise GradellmError(message, exit_code=exc.exit_code) from None
+                failures += 1
+                print(f"gradellm: skipped: {message}", file=sys.stderr)
+                writer.write([_skipped(record, line.number, exc.message)])
+                continue
+            if result is not None:
+                undefined += result["kind"] == ERROR
+                writer.write([result])
+        writer.write(evaluator.finish(done))
+    return failures, undefined
+
+
+def _one(evaluator: Evaluator, number: int, error: str | None, record: dict | None, done: dict, seen: set) -> dict | None:
+    """The metric or error record of one input line; None when there is nothing to write for it."""
+    if record is None:
+        raise BadInput(error or f"line {number} cannot be read")
+    if record.get("kind") == ERROR:
+        return None  # an input `gradellm explain` could not explain: nothing to measure
+    check_heatmap(record)
+    if not evaluator.wants(record):
+        return None
+    key = record_key(record)
+    if key in seen:
+        raise BadInput("appears twice in the input (same id, model, method and step)", record=key[0])
+    seen.add(key)
+    if key in done:
+        evaluator.note(record, done[key])
+        return None
+    return evaluator.evaluate(record)
+
+
+def _skipped(record: dict | None, number: int, reason: str) -> dict[str, Any]:
+    """The error record of a line that could not be evaluated."""
+    record = record if isinstance(record, dict) else {}
+    fields = {name: record.get(name) for name in ("id", "model", "method", "step")}
+    return {"schema_version": SCHEMA_VERSION, "kind": ERROR, **fields, "line": number, "error": reason}

@@ -1,0 +1,161 @@
+"""One heatmap record -> one metric record: Soft-NS/NC, pi-Soft-NS/NC and Deletion/Insertion.
+
+Definitions (method notes; ``s`` = source scores / max, m source tokens, ``D(x)`` = Hellinger
+distance between the unperturbed next-token distribution at the target position and the one for
+input ``x``; ``D0`` = D(all source embeddings zeroed)):
+
+* Soft-NS = mean over ``samples`` draws of ``max(0, D0 - D(keep))/D0``, keep-mask ``e_i ~ Bernoulli(s_i)``;
+  Soft-NC = mean of ``D(remove)/D0``, keep-mask ``e_i ~ Bernoulli(1 - s_i)`` (not clipped).
+  The raw scores are used (no transform) and ``expected_kept = sum(s_i)``. The notes fix one draw
+  per token but not how many perturbed texts; we use ``samples`` (3, as for pi), averaged.
+* pi-Soft-NS/NC at each pi of the grid: the same with ``s`` replaced by ``s'**alpha`` (see
+  :mod:`.pi_transform`), ``samples`` draws per pi, averaged per pi; the AUC is the trapezoid rule
+  over the grid as given (x from its first to its last value, not rescaled).
+* Deletion / Insertion (classification records only): the source tokens ranked by ``s`` (ties:
+  earlier token first); at step j = 1..20, ``k_j = floor(j*m/20 + 1/2)`` tokens (see
+  :func:`.masks.step_counts`). Deletion zeroes the top ``k_j``; Insertion starts from all source
+  zeroed and restores the top ``k_j``. The curve holds 1 where the winning label word (argmax of the
+  logits over ``label_ids``) differs from the unperturbed input's, else 0; the AUC is its mean.
+
+``D0`` below 1e-6, scores that are all zero, negative, NaN or inf, or a record with no source
+token make the metrics undefined: :class:`MetricError`, which :func:`evaluate_record` turns into an
+error record.
+
+Perturbations of one record are drawn in one fixed order (zero baseline; raw keep/remove per
+sample; per pi: keep/remove per sample; deletion steps; insertion steps) from one seeded generator.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .engine import BatchedEngine, OneByOneEngine, measure
+from .errors import MetricError
+from .masks import Bernoulli, Fixed, draw, mask_seed, ranking, step_counts, top_k_mask
+from .normalise import normalise_scores
+from .pi_transform import pi_transform
+from .records import check_heatmap, is_classification, metric_error, metric_record
+from .settings import DELTA0_MIN, MetricSettings
+
+
+def make_engine(model, record: dict[str, Any], settings: MetricSettings):
+    """The engine ``settings`` asks for, set up for this record's input."""
+    if settings.engine == "one-by-one":
+        return OneByOneEngine(model, record["input_ids"], record["source_mask"])
+    return BatchedEngine(model, record["input_ids"], record["source_mask"], prefix_cache=settings.prefix_cache)
+
+
+def applicable_metrics(record: dict[str, Any], settings: MetricSettings) -> tuple[str, ...]:
+    """The requested metrics that apply to this record (Deletion/Insertion needs label words)."""
+    names = tuple(name for name in settings.metrics if name != "deletion-insertion" or is_classification(record))
+    if not names:
+        raise MetricError("Deletion/Insertion is defined for classification records only, and no other metric was asked for")
+    return names
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
+
+
+def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) -> dict[str, Any]:
+    """The metric values of one checked heatmap record, measured with ``engine``; raises MetricError."""
+    names = applicable_metrics(record, settings)
+    scores = normalise_scores(record["scores"], record["source_mask"])
+    m = scores.size
+    samples = settings.samples
+    specs: list = [Fixed(torch.zeros(m, dtype=torch.bool))]  # D0
+    out: dict[str, Any] = {"source_tokens": m}
+
+    raw_at = len(specs)
+    if "soft" in names:
+        prob = torch.from_numpy(scores)
+        for _ in range(samples):
+            specs += [Bernoulli(prob), Bernoulli(1.0 - prob)]
+    pi_at = len(specs)
+    if "pi" in names:
+        alphas, achieved = [], []
+        for pi in settings.pi_grid:
+            transformed, alpha, mean = pi_transform(scores, pi, settings.eps)
+            alphas.append(alpha)
+            achieved.append(mean)
+            prob = torch.from_numpy(transformed)
+            for _ in range(samples):
+                specs += [Bernoulli(prob), Bernoulli(1.0 - prob)]
+    deletion_at = len(specs)
+    if "deletion-insertion" in names:
+        order = ranking(scores)
+        counts = step_counts(m)
+        specs += [Fixed(top_k_mask(order, k, keep_top=False)) for k in counts]
+        specs += [Fixed(top_k_mask(order, k, keep_top=True)) for k in counts]
+
+    generator = torch.Generator().manual_seed(mask_seed(settings.seed, str(record["id"]), str(record["model"]), int(record["step"])))
+    masks = draw(specs, generator, settings.mask_unit, engine.hidden)
+    labels = record.get("label_ids") if "deletion-insertion" in names else None
+    measured = measure(engine, masks, labels, settings.batch_size, dedupe=settings.engine == "batched")
+    distance = measured.hellinger
+
+    delta0 = float(distance[0])
+    out["delta0"] = delta0
+    if ("soft" in names or "pi" in names) and not delta0 >= DELTA0_MIN:
+        raise MetricError(f"Delta_0 = {delta0:.3g}: zeroing every source token leaves the prediction unchanged; Soft-NS/NC are undefined")
+
+    def soft_pair(start: int) -> tuple[float, float]:
+        keep = distance[start : start + 2 * samples : 2]
+        remove = distance[start + 1 : start + 2 * samples : 2]
+        return float(np.mean(np.maximum(0.0, delta0 - keep) / delta0)), float(np.mean(remove / delta0))
+
+    if "soft" in names:
+        out["soft_ns"], out["soft_nc"] = soft_pair(raw_at)
+        out["expected_kept"] = float(scores.sum())
+    if "pi" in names:
+        grid = np.asarray(settings.pi_grid, dtype=np.float64)
+        pairs = [soft_pair(pi_at + 2 * samples * i) for i in range(grid.size)]
+        ns, nc = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        out |= {
+            "pi_grid": list(settings.pi_grid),
+            "alpha": alphas,
+            "achieved_pi": achieved,
+            "pi_soft_ns": ns.tolist(),
+            "pi_soft_nc": nc.tolist(),
+            "auc_pi_soft_ns": _trapezoid(ns, grid),
+            "auc_pi_soft_nc": _trapezoid(nc, grid),
+        }
+    if "deletion-insertion" in names:
+        steps = len(counts)
+        choice = measured.label_choice[deletion_at:]
+        flips = (choice != measured.reference_choice).astype(int)
+        deletion, insertion = flips[:steps], flips[steps:]
+        out |= {
+            "predicted_id": int(record["label_ids"][measured.reference_choice]),
+            "deletion_k": counts,
+            "deletion_curve": deletion.tolist(),
+            "insertion_curve": insertion.tolist(),
+            "deletion_auc": float(deletion.mean()),
+            "insertion_auc": float(insertion.mean()),
+        }
+    out["perturbations"] = len(specs)
+    out["forward_rows"] = measured.rows
+    return out
+
+
+def evaluate_record(model, record: dict[str, Any], settings: MetricSettings | None = None, engine=None) -> dict[str, Any]:
+    """The metric record of one heatmap record, or an error record saying why its metrics are undefined.
+
+    Raises :class:`~gradellm_cli.errors.BadInput` for a record that is not a usable heatmap record.
+    ``engine`` overrides the one ``settings`` would build (tests pass a fake one; ``model`` is then unused).
+    """
+    settings = settings or MetricSettings()
+    check_heatmap(record)
+    started = time.perf_counter()
+    try:
+        engine = engine or make_engine(model, record, settings)
+        values = compute_metrics(record, settings, engine)
+    except MetricError as exc:
+        return metric_error(record, exc.message)
+    config = settings.config() | {"heatmap": record.get("config")}
+    values = {"target_id": record["target_id"], **values, "engine": engine.name, "seconds": time.perf_counter() - started}
+    return metric_record(record, config, values)

@@ -1,0 +1,134 @@
+"""A stream of heatmap records -> metric records, loading each model once.
+
+:class:`Evaluator` keeps what a stream needs across records: the loaded models
+(:class:`ModelPool`) and, for generation, the per-step results of each (id, model, method), from
+which :meth:`Evaluator.finish` makes the sequence-level records (see :mod:`.sequence`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..errors import BadInput
+from ..records import ERROR, HEATMAP
+from .evaluate import evaluate_record
+from .records import SEQUENCE_STEP, check_heatmap, is_classification, record_key
+from .sequence import evaluated_step, sequence_record
+from .settings import MetricSettings
+
+Key = tuple[str, str, str, int]
+
+
+class ModelPool:
+    """Models by the name heatmap records give them, each loaded once (with the record's dtype).
+
+    A record's ``model`` is resolved with :func:`~gradellm_cli.models.resolve_model` (aliases like
+    ``smollm2``, hub ids); ``specs`` maps other names (a .gguf file's stem, a folder's name) to what
+    to load, e.g. ``{"my-model": "/models/my-model.gguf"}``.
+    """
+
+    def __init__(self, device: str = "auto", specs: dict[str, str] | None = None, loader: Callable | None = None):
+        from ..models import pick_device
+
+        self.device = pick_device(device)
+        self.specs = dict(specs or {})
+        self._loader = loader
+        self._models: dict[tuple[str, str], Any] = {}
+
+    def get(self, record: dict[str, Any]):
+        name = str(record["model"])
+        dtype = str((record.get("config") or {}).get("dtype") or "float32")
+        key = (name, dtype)
+        if key not in self._models:
+            self._models[key] = self._load(name, dtype)
+        return self._models[key]
+
+    def _load(self, name: str, dtype: str):
+        if self._loader is not None:
+            return self._loader(name, dtype, self.device)
+        from ..models import load_model, resolve_model
+
+        return load_model(resolve_model(self.specs.get(name, name)), self.device, dtype)
+
+
+class Evaluator:
+    """Evaluates heatmap records one at a time; :meth:`finish` adds the generation summaries."""
+
+    def __init__(self, settings: MetricSettings, pool: ModelPool):
+        self.settings = settings
+        self.pool = pool
+        self.groups: dict[tuple[str, str, str], dict[int, dict[str, Any] | None]] = {}
+
+    def wants(self, record: dict[str, Any]) -> bool:
+        """Classification records always; generation records at steps 0, gen_stride, 2*gen_stride, ..."""
+        return is_classification(record) or evaluated_step(int(record["step"]), self.settings.gen_stride)
+
+    def note(self, record: dict[str, Any], result: dict[str, Any] | None) -> None:
+        """Remember a generation step's result (None: not produced yet) for its sequence record."""
+        if not is_classification(record):
+            key = record_key(record)
+            self.groups.setdefault(key[:3], {})[key[3]] = result
+
+    def evaluate(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The metric or error record of one heatmap record; None for a generation step not evaluated."""
+        check_heatmap(record)
+        if not self.wants(record):
+            return None
+        result = evaluate_record(self.pool.get(record), record, self.settings)
+        self.note(record, result)
+        return result
+
+    def finish(self, existing: dict[Key, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Sequence records of every generation seen whose steps all have results and that has none yet."""
+        existing = existing or {}
+        out = []
+        for group, steps in self.groups.items():
+            if (*group, SEQUENCE_STEP) in existing:
+                continue
+            results = [steps[step] or existing.get((*group, step)) for step in sorted(steps)]
+            if any(result is None for result in results):
+                continue  # a step was skipped as malformed: no honest average
+            out.append(sequence_record(group, results))
+        return out
+
+
+def evaluate_stream(
+    records: Iterable[dict[str, Any]],
+    settings: MetricSettings | None = None,
+    device: str = "auto",
+    specs: dict[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Metric (or error) records for a stream of heatmap records, then the generation summaries.
+
+    Error records from ``gradellm explain`` (kind "error") are passed over; anything else that is
+    not a heatmap record raises :class:`BadInput`.
+    """
+    evaluator = Evaluator(settings or MetricSettings(), ModelPool(device, specs))
+    for record in records:
+        if record.get("kind") == ERROR:
+            continue
+        if record.get("kind") != HEATMAP:
+            raise BadInput(f"is a {record.get('kind')!r} record, not a heatmap record", record=record.get("id"))
+        result = evaluator.evaluate(record)
+        if result is not None:
+            yield result
+    yield from evaluator.finish()
+
+
+def evaluate_jsonl(
+    path: str,
+    settings: MetricSettings | None = None,
+    device: str = "auto",
+    specs: dict[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """:func:`evaluate_stream` over a JSONL file of heatmap records (``-`` for stdin); a bad line raises BadInput."""
+    from ..jsonl import read_jsonl
+
+    def records() -> Iterator[dict[str, Any]]:
+        for line in read_jsonl(path):
+            if line.data is None:
+                raise BadInput(line.error or f"line {line.number} cannot be read")
+            yield line.data
+
+    yield from evaluate_stream(records(), settings, device, specs)
