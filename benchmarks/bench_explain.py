@@ -6,14 +6,15 @@ For each embedded model:
   * a generation of up to 20 tokens (first TellMeWhy record): time to explain all steps (one forward,
     one backward per step) / the same number of separate forward+backward passes, one per step.
 
-Run: python benchmarks/bench_explain.py [--repeats 3] [--models smollm2,gemma3]
+Each time is the best of --repeats runs, the two sides timed alternately.
+
+Run: python benchmarks/bench_explain.py [--repeats 5] [--models smollm2,gemma3]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,14 +36,21 @@ def first_record(name: str) -> dict:
         return orjson.loads(handle.readline())
 
 
-def median_seconds(function, repeats: int) -> float:
-    function()  # warm-up
-    times = []
+def best_seconds_side_by_side(first, second, repeats: int) -> tuple[float, float]:
+    """Least seconds of each of two functions, timed alternately (first, second, first, ...).
+
+    Alternating puts both under the same load, and the minimum is the least disturbed run: on a
+    shared machine other processes only ever add time. One untimed warm-up call of each comes first.
+    """
+    first()
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for function, bucket in zip((first, second), times):
+            started = time.perf_counter()
+            function()
+            bucket.append(time.perf_counter() - started)
+    return min(times[0]), min(times[1])
 
 
 def forward_backward(model, input_ids: torch.Tensor, position: int, target: int) -> None:
@@ -68,15 +76,18 @@ def bench_model(name: str, repeats: int) -> list[tuple]:
     rows = []
     for label, settings, values in cases:
         targets = explainer.prepare(label, values, settings).targets
-        ours = median_seconds(lambda t=targets: method.attribute(explainer.model, t, options), repeats)
-        plain = median_seconds(lambda t=targets: separate_passes(explainer.model, t), repeats)
+        ours, plain = best_seconds_side_by_side(
+            lambda t=targets: method.attribute(explainer.model, t, options),
+            lambda t=targets: separate_passes(explainer.model, t),
+            repeats,
+        )
         rows.append((name, label, targets.input_ids.numel(), targets.steps, ours, plain, ours / plain))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default="smollm2,gemma3")
     args = parser.parse_args()
     torch.manual_seed(0)

@@ -31,7 +31,7 @@ from gradellm_cli.explain import Explainer, ExplainSettings  # noqa: E402
 from gradellm_cli.methods import MethodOptions, get_method, method_names, parse_methods  # noqa: E402
 from gradellm_cli.methods.base import input_embeddings  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = ROOT.parent / "shared" / "data"
 DATASETS = {"sst2": "sst2.jsonl", "imdb": "imdb.jsonl"}
 
 

@@ -28,6 +28,7 @@ COMMANDS = [
     ("methods", "methods", None),
     ("evaluate", "evaluate", "EXAMPLES"),
     ("render", "render", "EXAMPLES"),
+    ("sweep", "sweep", "EXAMPLES"),
 ]
 
 

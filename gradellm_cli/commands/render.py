@@ -1,4 +1,5 @@
-"""``gradellm render``: show heatmap records again, in the terminal or as one self-contained HTML page.
+"""``gradellm render``: show heatmap records again, in the terminal or as one self-contained HTML page;
+with ``--table`` or ``--plot``, report metric records instead (``gradellm_cli.reports``).
 
 Metric and error records in the same file are passed over (a note on stderr says how many); a line
 that is not JSON, or a heatmap record without its token lists, ends the run with a one-line error.
@@ -33,13 +34,19 @@ Examples:
   gradellm render heatmaps.jsonl --top-p 0.3
 
   gradellm render heatmaps.jsonl --method all --html heatmaps.html
+
+  gradellm render --table RUN_DIR                      # Tables 1, 2, 4/5 of metric records, .md and .csv
+
+  gradellm render metrics.jsonl --plot pi_curves.png   # pi-Soft-NS/NC vs pi, one line per method
 """
 
 REQUIRED = ("id", "model", "method", "tokens", "source_mask", "scores", "target_token", "target_prob", "target_logit")
 
 
 def render(
-    heatmaps: str = typer.Argument(..., help="Heatmap JSONL file written by `gradellm explain` ('-' for stdin)."),
+    heatmaps: str = typer.Argument(
+        ..., help="Heatmap JSONL file written by `gradellm explain` ('-' for stdin); with --table/--plot, metric records or a run folder."
+    ),
     words: bool = typer.Option(False, "--words", help="Merge sub-word tokens into words (a word's score is its tokens' max)."),
     top_p: float | None = typer.Option(
         None, "--top-p", metavar="PI", help="Colour by the pi-transformed keep-probability (mean PI); bold = kept (>= 0.5)."
@@ -48,9 +55,18 @@ def render(
     record_id: list[str] | None = typer.Option(None, "--id", help="Only these record ids (repeat, or comma-separate)."),
     method: str | None = typer.Option(None, "--method", help="Only these methods, comma-separated ('all' for every one)."),
     html: str | None = typer.Option(None, "--html", help="Write one self-contained HTML page here instead of printing."),
+    table: bool = typer.Option(
+        False, "--table", help="Metric records: print Tables 1, 2, 4/5 and write table1/table2/deletion_insertion .md and .csv."
+    ),
+    table_out: str | None = typer.Option(None, "--table-out", metavar="DIR", help="Folder for the --table files (default: the run's)."),
+    plot: str | None = typer.Option(None, "--plot", metavar="FILE", help="Metric records: pi-Soft-NS/NC vs pi per method (.png/.svg)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals and paired tests of --table."),
 ) -> None:
     """Show the heatmaps in a JSONL file: coloured tokens in the terminal, or an HTML page with the
-    methods side by side for each input."""
+    methods side by side for each input. With --table or --plot: report metric records."""
+    if table or plot is not None or table_out is not None:
+        _report(heatmaps, table, table_out, plot, method, seed)
+        return
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise BadInput(f"--top-p takes a pi in (0, 1], not {top_p:g}")
     ids = _split(record_id)
@@ -148,3 +164,24 @@ def _write_html(path: str, records: list[dict[str, Any]], source: str, all_token
     ids = len({str(record["id"]) for record in records})
     print(f"gradellm: wrote {path}: {ids} input(s), {len(records)} heatmap(s)", file=sys.stderr)
     return len(records)
+
+
+def _report(source: str, table: bool, table_out: str | None, plot: str | None, method: str | None, seed: int) -> None:
+    """--table / --plot: the reports of ``gradellm_cli.reports`` (imported here: the heatmap views need none of it)."""
+    from ..reports import collect, plot_pi_curves, write_reports
+
+    if source == "-":
+        raise BadInput("--table and --plot read a metrics file or a run folder, not stdin")
+    if table_out is not None and not table:
+        raise BadInput("--table-out goes with --table")
+    if table:
+        written = write_reports(Path(source), table_out, seed=seed, console=Console())
+        print(f"gradellm: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
+    if plot is not None:
+        collection = collect(Path(source))
+        methods = None if method in (None, "all") else _split([method])
+        if methods is not None:
+            collection.rows = [row for row in collection.rows if row["method"] in methods]
+            if not collection.rows:
+                raise NotFound(f"no metric records of method(s) {', '.join(sorted(methods))} in {source}")
+        print(f"gradellm: wrote {plot_pi_curves(collection, Path(plot))}", file=sys.stderr)

@@ -1,0 +1,156 @@
+"""``gradellm sweep``: paper-style experiments in one command, resumable and shardable (see :mod:`gradellm_cli.sweep`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from ..errors import EXIT_SKIPPED, GradellmError
+from ..metrics import parse_metrics, parse_pi_grid
+
+EXAMPLES = """
+Examples:
+
+  gradellm sweep --models smollm2,gemma3 --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all \\
+      --limit 20 --limit-generation 10 --boolq-context evidence --output-dir runs/paper
+
+  gradellm sweep --models smollm2 --datasets sst2 --methods grad-ellm,random --limit 3 --metrics soft --output-dir runs/tiny
+
+  gradellm sweep ... --shard 0/4        (one of four batch jobs writing into the same --output-dir)
+
+  accelerate launch --num_processes 2 -m gradellm_cli sweep ... (each process takes its share by RANK/WORLD_SIZE)
+
+Rerun the same command to resume; a killed run (even SIGKILL) resumes to exactly the records of an uninterrupted one.
+"""
+
+
+def sweep(
+    output_dir: str = typer.Option(
+        ..., "--output-dir", "-o", help="Run folder: manifest.json, heatmaps*.jsonl, metrics*.jsonl, done*.jsonl."
+    ),
+    models: str = typer.Option(
+        "smollm2", "--models", "-m", help="Models, comma-separated: aliases (smollm2, gemma3), .gguf files, folders."
+    ),
+    datasets: str = typer.Option(..., "--datasets", "-d", help="Built-in data sets (imdb, sst2, boolq, tellmewhy, wikibio) or files."),
+    methods: str = typer.Option("all", help="Method names, comma-separated, or 'all' (see `gradellm methods`)."),
+    limit: str | None = typer.Option(None, help="Records per dataset: N for all, and/or DATASET=N, e.g. 20,tellmewhy=10 (default: all)."),
+    limit_generation: int | None = typer.Option(None, help="Records per generation dataset (tellmewhy, wikibio) without a DATASET=N."),
+    offset: int = typer.Option(0, help="Records of each dataset to skip first."),
+    shuffle_seed: int | None = typer.Option(
+        None, help="Shuffle each dataset with this seed before --offset/--limit (default: file order)."
+    ),
+    balanced: bool = typer.Option(False, "--balanced", help="Equal numbers of records per label (classification datasets)."),
+    boolq_context: str | None = typer.Option(None, help="BoolQ passage slot: evidence (default where present) or passage."),
+    data_dir: str | None = typer.Option(None, help="Folder of the built-in data files (default: $GRADELLM_DATA, shared/data, hub)."),
+    text_field: str = typer.Option("text", help="Text field of dataset files."),
+    label_field: str | None = typer.Option(None, help="Label field of dataset files (default: label, when present)."),
+    id_field: str = typer.Option("id", help="Id field of dataset files (row-N when absent)."),
+    target: str = typer.Option("predicted", help="Classification target: predicted, gold, or a word."),
+    max_new_tokens: int = typer.Option(20, help="Tokens to generate and explain for generation datasets."),
+    layers: str = typer.Option("all", help="Grad-ELLM layers: all, last:N, or a list like 0,5,-1."),
+    attention: str = typer.Option("loosened", help="Grad-ELLM token weights: loosened or softmax."),
+    ig_steps: int = typer.Option(50, help="Integrated-gradients steps."),
+    target_fn: str = typer.Option("probability", help="Gradient baselines explain the target's probability or logit."),
+    batch_size: int = typer.Option(16, help="Batch size of methods that run many passes."),
+    metrics: str = typer.Option("all", help="soft, pi, deletion-insertion (comma-separated), or all."),
+    pi_grid: str = typer.Option("0.05:0.95:0.05", help="Retaining probabilities pi: start:stop:step or a comma list."),
+    samples: int = typer.Option(3, help="Soft perturbations per pi (and for raw Soft-NS/NC), averaged."),
+    mask_unit: str = typer.Option("token", help="One Bernoulli draw per token, or per embedding 'element'."),
+    metric_batch_size: int = typer.Option(32, help="Perturbed inputs per forward pass when evaluating."),
+    gen_stride: int = typer.Option(5, help="Generation: evaluate steps 0, N, 2N, ... and average them per sequence."),
+    seed: int = typer.Option(0, help="Seed of the random baseline and the soft perturbations."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto (under accelerate: this process's GPU)."),
+    dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
+    shard: str | None = typer.Option(
+        None, help="Run share i of n (i/n, e.g. 0/2); default: RANK/WORLD_SIZE from the environment, else 0/1."
+    ),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="At the end, print Tables 1, 2, 4/5 and write them into the run folder (as `render --table`)."
+    ),
+) -> None:
+    """Explain then evaluate every (model, dataset, method, record) unit, streaming records into --output-dir.
+
+    Each model and dataset is loaded once; each record is prepared once per model and every method runs
+    on it. A rerun with the same options resumes; with other options into the same folder it is refused.
+    """
+    from ..sweep.manifest import build_manifest, check_or_write
+    from ..sweep.plan import SweepOptions, build_plan, dataset_task, parse_limits, split_list
+    from ..sweep.runner import metric_settings, run_sweep
+    from ..sweep.sharding import parse_shard, process_device
+    from ..sweep.store import ShardStore, done_lines
+
+    started = time.perf_counter()
+    the_shard = parse_shard(shard)
+    names = split_list(datasets, "datasets")
+    options = SweepOptions(
+        models=split_list(models, "models"),
+        datasets=names,
+        methods=split_list(methods, "methods"),
+        limits=parse_limits(limit, limit_generation, names, {name: dataset_task(name) for name in names}),
+        offset=offset,
+        shuffle_seed=shuffle_seed,
+        balanced=balanced,
+        boolq_context=boolq_context,
+        data_dir=data_dir,
+        text_field=text_field,
+        label_field=label_field,
+        id_field=id_field,
+        target=target,
+        max_new_tokens=max_new_tokens,
+        layers=layers,
+        attention=attention,
+        ig_steps=ig_steps,
+        target_fn=target_fn,
+        batch_size=batch_size,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+        metrics=parse_metrics(metrics),
+        pi_grid=parse_pi_grid(pi_grid),
+        samples=samples,
+        mask_unit=mask_unit,
+        metric_batch_size=metric_batch_size,
+        gen_stride=gen_stride,
+    )
+    metric_settings(options)  # validates the metric options before anything is loaded or written
+    plan = build_plan(options)
+    run_dir = Path(output_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GradellmError(f"--output-dir {output_dir} is a file, not a folder")
+    manifest = build_manifest(options.as_dict(), plan.summary(), {d.name: d.source for d in plan.datasets})
+    check_or_write(run_dir, manifest)
+    store = ShardStore(run_dir, the_shard)
+    store.resume()
+    store.open()
+    try:
+        groups = [group for group in plan.groups if the_shard.owns(group.index)]
+        outcome = run_sweep(plan, options, groups, done_lines(run_dir), store, process_device(device))
+    finally:
+        store.close()
+    where = f" (shard {the_shard})" if the_shard.count > 1 else ""
+    print(
+        f"gradellm: sweep{where}: {outcome.ran} unit(s) run, {outcome.skipped} already done, {outcome.failed} failed; "
+        f"{time.perf_counter() - started:.0f} s; records in {run_dir}",
+        file=sys.stderr,
+    )
+    if report and the_shard.count == 1:
+        _report(run_dir)
+    if outcome.failed:
+        raise GradellmError(f"{outcome.failed} unit(s) could not be explained (their error records say why)", exit_code=EXIT_SKIPPED)
+
+
+def _report(run_dir: Path) -> None:
+    """The run's tables (sharded runs: `gradellm render --table RUN_DIR` once every shard is done)."""
+    from rich.console import Console
+
+    from ..reports import write_reports
+
+    try:
+        written = write_reports(run_dir, console=Console())
+    except GradellmError as exc:
+        print(f"gradellm: no report: {exc}", file=sys.stderr)
+        return
+    print(f"gradellm: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)

@@ -1,0 +1,75 @@
+"""Reports over metric records: the paper's Tables 1, 2, 4 and 5 (Markdown, CSV, rich) and Figure 2.
+
+``write_reports(run_dir)`` is what ``gradellm sweep`` calls at its end and ``gradellm render --table``
+calls on demand; ``plot_pi_curves`` draws the pi curves for ``gradellm render --plot``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from rich.console import Console
+
+from ..errors import OutputError
+from .format import csv_text, markdown_table, rich_tables
+from .load import Collection, collect
+from .plot import plot_pi_curves
+from .tables import Table, report_tables
+
+__all__ = ["Collection", "collect", "plot_pi_curves", "print_reports", "report_tables", "write_reports", "REPORT_FILES"]
+
+# file stem -> the tables it holds
+REPORT_FILES = {"table1": ("table1",), "table2": ("table2",), "deletion_insertion": ("table4", "table5")}
+# file stem -> what its records lack when it has no table
+MISSING = {
+    "table1": "no metric record holds auc_pi_soft_ns/auc_pi_soft_nc (evaluate with --metrics pi or all)",
+    "table2": "no metric record holds soft_ns/soft_nc (evaluate with --metrics soft or all)",
+    "deletion_insertion": "no classification metric record holds deletion_auc/insertion_auc (evaluate with --metrics all)",
+}
+
+
+def write_reports(source: Path | str, out_dir: Path | str | None = None, *, seed: int = 0, console: Console | None = None,
+                  dataset_of: Mapping[str, str] | None = None) -> list[Path]:
+    """Write table1, table2 and deletion_insertion as .md and .csv for the metric records of ``source``
+    (a run folder or a metrics JSONL file) into ``out_dir`` (default: the run folder, or the file's
+    folder); print them on ``console`` when given. Returns the files written."""
+    source = Path(source)
+    collection = collect(source, dataset_of)
+    tables = report_tables(collection, seed)
+    target = Path(out_dir) if out_dir is not None else (source if source.is_dir() else source.parent)
+    written = _write_files(tables, target, seed)  # before printing: a closed pipe must not lose the files
+    if console is not None:
+        print_reports(collection, tables, console)
+        for stem, keys in REPORT_FILES.items():
+            if not any(t.key in keys for t in tables):
+                console.print(f"note: {stem}: {MISSING[stem]}", style="yellow", markup=False, highlight=False)
+    return written
+
+
+def print_reports(collection: Collection, tables: list[Table], console: Console) -> None:
+    for table in tables:
+        for rich_table in rich_tables(table):
+            console.print(rich_table)
+        for note in table.notes:
+            console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
+        console.print()
+    read = ", ".join(str(path) for path in collection.sources)
+    console.print(f"{len(collection.rows)} metric record(s) from {read}; {collection.passed_over} passed over "
+                  "(generation steps, duplicates)", style="dim", markup=False, highlight=False)
+
+
+def _write_files(tables: list[Table], target: Path, seed: int) -> list[Path]:
+    written = []
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for stem, keys in REPORT_FILES.items():
+            chosen = [t for t in tables if t.key in keys]
+            markdown = "\n".join(markdown_table(t, seed) for t in chosen) or f"Note: {MISSING[stem]}.\n"
+            for suffix, text in ((".md", markdown), (".csv", csv_text(chosen))):
+                path = target / f"{stem}{suffix}"
+                path.write_text(text, encoding="utf-8")
+                written.append(path)
+    except OSError as exc:
+        raise OutputError(f"cannot write reports into {target}: {exc.strerror}") from None
+    return written

@@ -1,0 +1,226 @@
+"""Collect metric records for the reports: from a run folder or JSONL files, one row per evaluated unit.
+
+Which records count. The paper scores open generation at the sequence level and classification at its
+single token, so a generation contributes only its sequence-level record (``step`` -1, ``level``
+"sequence") and a classification only its token-level record; the per-step records of a generation are
+passed over. Error records are not averaged but counted, per (model, dataset, method), so a table can
+say how many inputs a mean leaves out.
+
+Which data set a record belongs to, first match wins (heatmap records name only the prompt template,
+and SST-2 and IMDb share one):
+
+1. a ``dataset`` field on the record, or ``dataset`` in its ``config`` or ``config.heatmap``;
+2. ``dataset_of``, a mapping from record id to data set given by the caller, or else the one in the
+   run's ``manifest.json`` (``plan.datasets.NAME.ids``, as ``gradellm sweep`` writes it);
+3. the id's first ``-``-separated word when it names a built-in data set: the built-in loaders and the
+   files in ``shared/data`` give ids such as ``sst2-test-1354`` or ``boolq-eraser-test-7940``;
+4. the record's task (``sentiment``, ``boolq``, ``generate``), so records of one custom file still group.
+
+Error records carry no task; they take the data set their id has among the metric records of the same model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import BadInput, NotFound
+from ..records import ERROR, METRIC
+
+SEQUENCE_STEP = -1  # as ``metrics.records.SEQUENCE_STEP`` (that package imports torch)
+GENERATION_TASKS = frozenset({"generate"})
+# The built-in data set names of ``gradellm_cli.data.BUILTINS`` (importing that module loads transformers;
+# a test checks the two agree).
+BUILTIN_DATASETS = ("sst2", "imdb", "boolq", "tellmewhy", "wikibio")
+METRIC_GLOB = "metrics*.jsonl"
+
+CellKey = tuple[str, str, str]  # (model, dataset, method)
+
+
+@dataclass
+class Collection:
+    """The metric rows that enter the reports, the errors per cell, and what was read."""
+
+    rows: list[dict[str, Any]]
+    errors: Counter[CellKey] = field(default_factory=Counter)
+    sources: list[Path] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)  # column order: the manifest's, else first seen
+    generation: set[str] = field(default_factory=set)  # data sets scored at the sequence level
+    passed_over: int = 0  # per-step records of generations, and duplicates
+
+    @property
+    def models(self) -> list[str]:
+        return _ordered(row["model"] for row in self.rows)
+
+    @property
+    def methods(self) -> list[str]:
+        """grad-ellm first (the paper's method), then the baselines in the order first seen."""
+        names = _ordered(row["method"] for row in self.rows)
+        return sorted(names, key=lambda name: name != "grad-ellm")
+
+    def select(self, model: str, dataset: str, method: str) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["model"] == model and r["dataset"] == dataset and r["method"] == method]
+
+
+def metric_files(source: Path) -> list[Path]:
+    """The metric files of ``source``: itself if a file, else the folder's ``metrics*.jsonl`` (shards included)."""
+    if not source.exists():
+        raise NotFound(f"{source} does not exist")
+    if source.is_file():
+        return [source]
+    files = sorted(source.glob(METRIC_GLOB)) or sorted(source.glob(f"*/{METRIC_GLOB}"))
+    if not files:
+        raise NotFound(f"{source} holds no {METRIC_GLOB} file")
+    return files
+
+
+def collect(sources: Path | Iterable[Path], dataset_of: Mapping[str, str] | None = None) -> Collection:
+    """Read every metric and error record of ``sources`` (files or run folders) into a :class:`Collection`."""
+    paths = [sources] if isinstance(sources, Path) else [Path(s) for s in sources]
+    files = [file for path in paths for file in metric_files(path)]
+    raw = [record for path in paths for record in _records(path)]
+    metrics = [r for r in raw if r.get("kind") == METRIC]
+    if not metrics:
+        raise BadInput(f"no metric records in {', '.join(str(f) for f in files)} (run `gradellm evaluate` first)")
+    collection = Collection(rows=[], sources=files)
+    mapping = {**_manifest_ids(paths), **(dataset_of or {})}
+    _add_metric_rows(collection, metrics, mapping)
+    _count_errors(collection, [r for r in raw if r.get("kind") == ERROR], mapping)
+    collection.datasets = _dataset_order(collection, paths)
+    return collection
+
+
+def _records(path: Path) -> Iterable[dict[str, Any]]:
+    """The records of a file or folder. A ``gradellm sweep`` run folder (it has ``done*.jsonl``) is read
+    through :func:`gradellm_cli.sweep.store.read_run`: finished units only, every shard merged, no
+    duplicates, so a report made during a run or after a kill never counts a half-written unit."""
+    if path.is_dir() and any(path.glob("done*.jsonl")):
+        from ..sweep.store import read_run
+
+        return read_run(path)[1]
+    return [record for file in metric_files(path) for record in _read(file)]
+
+
+def _read(path: Path) -> Iterable[dict[str, Any]]:
+    """The JSON objects of one file; a malformed line is a one-line error naming it (a partial last
+    line, left by a killed writer, is passed over: the writer will finish or cut it on resume)."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise BadInput(f"{path} is a folder, not a JSONL file") from None
+    lines = data.split(b"\n")
+    complete = lines if data.endswith(b"\n") else lines[:-1]
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise BadInput(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+        if isinstance(record, dict):
+            yield record
+
+
+def is_generation(record: dict[str, Any]) -> bool:
+    """Generation records: the ``generate`` task, or a sequence-level record."""
+    return record.get("level") == "sequence" or record.get("task") in GENERATION_TASKS
+
+
+def dataset_name(record: dict[str, Any], dataset_of: Mapping[str, str]) -> str:
+    """The data set of ``record`` by the rules in the module docstring."""
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    heatmap = config.get("heatmap") if isinstance(config.get("heatmap"), dict) else {}
+    for candidate in (record.get("dataset"), config.get("dataset"), heatmap.get("dataset"), dataset_of.get(str(record.get("id")))):
+        if candidate:
+            return str(candidate)
+    prefix = str(record.get("id", "")).split("-", 1)[0].lower()
+    if prefix in BUILTIN_DATASETS:
+        return prefix
+    return str(record.get("task") or heatmap.get("task") or "unknown")
+
+
+def _add_metric_rows(collection: Collection, metrics: list[dict[str, Any]], dataset_of: Mapping[str, str]) -> None:
+    """Keep the level each task is scored at; a repeated (id, model, method, step) keeps its last record."""
+    chosen: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    for record in metrics:
+        wanted_level = "sequence" if is_generation(record) else "token"
+        if record.get("level", "token") != wanted_level:
+            collection.passed_over += 1
+            continue
+        row = {**record, "id": str(record.get("id")), "model": str(record.get("model")), "method": str(record.get("method"))}
+        row["dataset"] = dataset_name(record, dataset_of)
+        key = (row["id"], row["model"], row["method"], int(record.get("step", 0)))
+        collection.passed_over += key in chosen
+        chosen[key] = row
+        if wanted_level == "sequence":
+            collection.generation.add(row["dataset"])
+    collection.rows = list(chosen.values())
+
+
+def _count_errors(collection: Collection, errors: list[dict[str, Any]], dataset_of: Mapping[str, str]) -> None:
+    """Count an error against its cell when it stands for a missing row: a sequence-level error for a
+    generation, a token-level one for a classification (per-step generation errors are averaged over)."""
+    known = {(row["id"], row["model"]): row["dataset"] for row in collection.rows}
+    for record in errors:
+        model, record_id = str(record.get("model")), str(record.get("id"))
+        dataset = known.get((record_id, model)) or dataset_name(record, dataset_of)
+        step = record.get("step", 0)
+        sequence = dataset in collection.generation
+        if (sequence and step == SEQUENCE_STEP) or (not sequence and step != SEQUENCE_STEP):
+            collection.errors[(model, dataset, str(record.get("method")))] += 1
+
+
+def _dataset_order(collection: Collection, paths: list[Path]) -> list[str]:
+    """The manifest's data set order when a run folder has one, then any others in the order first seen."""
+    seen = _ordered(row["dataset"] for row in collection.rows)
+    listed: list[str] = []
+    for path in paths:
+        listed += _manifest_datasets(_manifest_path(path))
+    return [name for name in _ordered(listed) if name in seen] + [name for name in seen if name not in listed]
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    """A sweep's ``manifest.json`` next to the metric files, or {} (reports work without one)."""
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _manifest_path(path: Path) -> Path:
+    return path / "manifest.json" if path.is_dir() else path.parent / "manifest.json"
+
+
+def _manifest_ids(paths: list[Path]) -> dict[str, str]:
+    """Record id -> data set from a sweep manifest's plan (``plan.datasets.NAME.ids``), for records
+    that do not name their data set themselves."""
+    mapping: dict[str, str] = {}
+    for path in paths:
+        plan = _manifest(_manifest_path(path)).get("plan")
+        datasets = plan.get("datasets") if isinstance(plan, dict) else None
+        for name, entry in (datasets.items() if isinstance(datasets, dict) else []):
+            ids = entry.get("ids") if isinstance(entry, dict) else None
+            mapping.update({str(i): str(name) for i in ids or []})
+    return mapping
+
+
+def _manifest_datasets(path: Path) -> list[str]:
+    """Data set names a sweep manifest lists (``datasets`` or ``options.datasets``: names, or objects with ``name``)."""
+    manifest = _manifest(path)
+    options = manifest.get("options") if isinstance(manifest.get("options"), dict) else {}
+    names = manifest.get("datasets") or options.get("datasets")
+    if isinstance(names, dict):
+        return [str(name) for name in names]
+    if isinstance(names, list):
+        return [str(n.get("name") if isinstance(n, dict) else n) for n in names if n]
+    return []
+
+
+def _ordered(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))

@@ -1,0 +1,209 @@
+"""The report tables as data: per model, rows = methods, columns = (data set, metric), plus averages.
+
+Table 1 (the paper's): AUC pi-Soft-NS and AUC pi-Soft-NC, both higher-is-better, with a paired test of
+Grad-ELLM against each baseline. Table 2: raw Soft-NS / Soft-NC and E[R] (the expected number of kept
+tokens, which the raw metrics are confounded with, hence the pi versions). Tables 4 and 5: Deletion AUC
+(higher is better: the prediction flips early) and Insertion AUC (lower is better: it recovers early),
+classification data sets only. Formatting is in ``format.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .load import Collection
+from .stats import bootstrap_ci, bootstrap_ci_of_means, cell_seed, competition_ranks, paired_sign_flip_test
+
+GRAD_ELLM = "grad-ellm"
+AVERAGE = "Average"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A record field shown as a column; ``higher_is_better`` None means not ranked (E[R])."""
+
+    field: str
+    label: str
+    higher_is_better: bool | None
+
+
+AUC_NS = Metric("auc_pi_soft_ns", "AUC pi-Soft-NS", True)
+AUC_NC = Metric("auc_pi_soft_nc", "AUC pi-Soft-NC", True)
+SOFT_NS = Metric("soft_ns", "Soft-NS", True)
+SOFT_NC = Metric("soft_nc", "Soft-NC", True)
+EXPECTED_KEPT = Metric("expected_kept", "E[R]", None)
+DELETION = Metric("deletion_auc", "Deletion AUC", True)
+INSERTION = Metric("insertion_auc", "Insertion AUC", False)
+
+
+@dataclass(frozen=True)
+class Column:
+    dataset: str  # or AVERAGE
+    metric: Metric
+
+
+@dataclass
+class Cell:
+    """One method's mean of one metric on one data set, its 95% interval, the inputs behind it (n) and
+    the error records that left inputs out, and its rank in its column (1 = best)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    errors: int = 0
+    rank: int | None = None
+
+
+@dataclass
+class PairedTest:
+    """Grad-ELLM against one baseline on the inputs both scored: mean difference (Grad-ELLM minus the
+    baseline) and the two-sided p-value, or a note saying why there is none."""
+
+    baseline: str
+    dataset: str
+    metric: Metric
+    pairs: int
+    difference: float = math.nan
+    p_value: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Table:
+    key: str  # "table1", "table2", "table4", "table5"
+    title: str
+    model: str
+    methods: list[str]
+    columns: list[Column]
+    cells: dict[tuple[str, Column], Cell]
+    tests: list[PairedTest] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _values(rows: list[dict[str, Any]], name: str) -> list[float]:
+    values = []
+    for row in rows:
+        value = row.get(name)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            values.append(float(value))
+    return values
+
+
+def build_table(collection: Collection, key: str, title: str, model: str, datasets: list[str], metrics: list[Metric],
+                seed: int = 0) -> Table | None:
+    """The table of ``metrics`` on ``datasets`` for ``model``; None when no record of the model has any of them."""
+    methods = [m for m in collection.methods if any(r["model"] == model and r["method"] == m for r in collection.rows)]
+    columns = [Column(d, m) for d in datasets for m in metrics if any(_values(collection.select(model, d, x), m.field) for x in methods)]
+    if not columns:
+        return None
+    table = Table(key, title, model, methods, columns, {})
+    for column in columns:
+        for method in methods:
+            table.cells[(method, column)] = _cell(collection, model, method, column, seed)
+    _add_averages(table, collection, seed)
+    _rank(table)
+    return table
+
+
+def _cell(collection: Collection, model: str, method: str, column: Column, seed: int) -> Cell:
+    values = _values(collection.select(model, column.dataset, method), column.metric.field)
+    errors = collection.errors.get((model, column.dataset, method), 0)
+    if not values:
+        return Cell(math.nan, math.nan, math.nan, 0, errors)
+    low, high = bootstrap_ci(values, cell_seed(seed, model, column.dataset, method, column.metric.field))
+    return Cell(sum(values) / len(values), low, high, len(values), errors)
+
+
+def _add_averages(table: Table, collection: Collection, seed: int) -> None:
+    """An average column per metric over the table's data sets (the mean of per-data-set means), when
+    there are two or more; a method missing a data set gets no average."""
+    for metric in dict.fromkeys(c.metric for c in table.columns):
+        datasets = [c.dataset for c in table.columns if c.metric == metric]
+        if len(datasets) < 2:
+            continue
+        column = Column(AVERAGE, metric)
+        table.columns.append(column)
+        for method in table.methods:
+            groups = [_values(collection.select(table.model, d, method), metric.field) for d in datasets]
+            if any(not g for g in groups):
+                table.cells[(method, column)] = Cell(math.nan, math.nan, math.nan, 0)
+                continue
+            mean = sum(sum(g) / len(g) for g in groups) / len(groups)
+            low, high = bootstrap_ci_of_means(groups, cell_seed(seed, table.model, AVERAGE, method, metric.field))
+            table.cells[(method, column)] = Cell(mean, low, high, sum(map(len, groups)))
+
+
+def _rank(table: Table) -> None:
+    for column in table.columns:
+        if column.metric.higher_is_better is None:
+            continue
+        cells = [table.cells[(m, column)] for m in table.methods]
+        for cell, rank in zip(cells, competition_ranks([c.mean for c in cells], column.metric.higher_is_better)):
+            cell.rank = rank
+
+
+def paired_tests(collection: Collection, table: Table, seed: int = 0) -> list[PairedTest]:
+    """Grad-ELLM against every other method of ``table``, per data set and metric, on the inputs both
+    methods scored (paired by id, model and step)."""
+    tests = []
+    for column in (c for c in table.columns if c.dataset != AVERAGE):
+        ours = _by_input(collection.select(table.model, column.dataset, GRAD_ELLM), column.metric.field)
+        for baseline in (m for m in table.methods if m != GRAD_ELLM):
+            theirs = _by_input(collection.select(table.model, column.dataset, baseline), column.metric.field)
+            test_seed = cell_seed(seed, table.model, column.dataset, baseline, column.metric.field)
+            tests.append(_paired(ours, theirs, baseline, column, test_seed))
+    return tests
+
+
+def _by_input(rows: list[dict[str, Any]], name: str) -> dict[tuple[str, int], float]:
+    return {(r["id"], int(r.get("step", 0))): v for r in rows for v in _values([r], name)}
+
+
+def _paired(ours: dict, theirs: dict, baseline: str, column: Column, seed: int) -> PairedTest:
+    test = PairedTest(baseline, column.dataset, column.metric, 0)
+    if not ours:
+        test.note = "no grad-ellm records"
+        return test
+    shared = sorted(ours.keys() & theirs.keys())
+    test.pairs = len(shared)
+    if len(shared) < 2:
+        test.note = f"{len(shared)} paired input(s): too few to test"
+        return test
+    first, second = [ours[k] for k in shared], [theirs[k] for k in shared]
+    test.difference = (sum(first) - sum(second)) / len(shared)
+    test.p_value = paired_sign_flip_test(first, second, seed)
+    return test
+
+
+def report_tables(collection: Collection, seed: int = 0) -> list[Table]:
+    """Every table for every model: Table 1 (with its paired tests), Table 2, Tables 4 and 5."""
+    classification = [d for d in collection.datasets if d not in collection.generation]
+    specs = [
+        ("table1", "Table 1: AUC pi-Soft-NS / pi-Soft-NC (higher is better)", collection.datasets, [AUC_NS, AUC_NC]),
+        ("table2", "Table 2: raw Soft-NS / Soft-NC (higher is better) and E[R]", collection.datasets, [SOFT_NS, SOFT_NC, EXPECTED_KEPT]),
+        ("table4", "Table 4: Deletion AUC (higher is better), classification", classification, [DELETION]),
+        ("table5", "Table 5: Insertion AUC (lower is better), classification", classification, [INSERTION]),
+    ]
+    tables = []
+    for model in collection.models:
+        for key, title, datasets, metrics in specs:
+            table = build_table(collection, key, title, model, datasets, metrics, seed)
+            if table is None:
+                continue
+            if key == "table1":
+                _add_tests(collection, table, seed)
+            tables.append(table)
+    return tables
+
+
+def _add_tests(collection: Collection, table: Table, seed: int) -> None:
+    """The paired tests of Table 1, or a note saying why there are none."""
+    if GRAD_ELLM not in table.methods:
+        table.notes.append("paired tests: no grad-ellm records for this model")
+    elif len(table.methods) == 1:
+        table.notes.append("paired tests: no baseline method to test grad-ellm against")
+    else:
+        table.tests = paired_tests(collection, table, seed)

@@ -1,0 +1,101 @@
+"""``RUN_DIR/manifest.json``: the versions, options, seed and unit plan a run folder was made with.
+
+A run folder holds records of exactly one configuration: a rerun whose manifest differs (other
+options, other selected records, other library versions) is refused with a one-line error that
+names the first difference, and a rerun with the same manifest resumes. ``written_at`` and
+``sources`` (where the data files were found) are kept for information and not compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput, OutputError
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+_INFO = ("written_at", "sources")
+
+
+def build_manifest(options: dict[str, Any], plan: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
+    import time
+
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "versions": {
+            "gradellm": __version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+        "seed": options["seed"],
+        "options": options,
+        "plan": plan,
+        "sources": sources,
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def check_or_write(run_dir: Path, manifest: dict[str, Any]) -> bool:
+    """Write the manifest into a new run folder, or check it against the one there; True when resuming."""
+    path = run_dir / MANIFEST
+    if not path.exists():
+        if run_dir.exists() and any(p.name.endswith(".jsonl") for p in run_dir.iterdir()):
+            raise BadInput(f"{run_dir} holds records but no {MANIFEST}; use a new --output-dir")
+        _write(path, manifest)
+        return False
+    old = read_manifest(path)
+    difference = first_difference(_compared(old), _compared(manifest))
+    if difference is not None:
+        raise BadInput(f"{run_dir} was made with a different configuration ({difference}); use a new --output-dir")
+    return True
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise BadInput(f"{path} cannot be read as JSON; move the folder aside") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} is not a gradellm sweep manifest")
+    return data
+
+
+def _compared(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in manifest.items() if key not in _INFO}
+
+
+def first_difference(old: Any, new: Any, where: str = "") -> str | None:
+    """The dotted path of the first difference, e.g. ``options.samples: 3 != 1``; None when equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    if old != new:
+        shown = [json.dumps(value)[:60] for value in (old, new)]
+        return f"{where or 'manifest'}: {shown[0]} before, {shown[1]} now"
+    return None
+
+
+def _write(path: Path, manifest: dict[str, Any]) -> None:
+    """Atomic: shards starting together each write the same content; a reader never sees half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None

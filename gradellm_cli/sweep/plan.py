@@ -1,0 +1,210 @@
+"""The unit plan of a sweep: which (model, dataset, method, record) units exist, in a fixed order.
+
+Datasets are loaded once here (selection is seeded, so the plan is the same on every rerun and in
+every shard); a unit's key names it in the run folder's done logs, and records carry the same four
+fields (``dataset`` is added by the sweep), so every record can be traced to its unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BadInput
+from .store import UnitKey
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Every sweep option that changes which records are written or their numbers (the manifest's ``options``)."""
+
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    limits: dict[str, int | None] = field(default_factory=dict)  # dataset -> limit (None: all records)
+    offset: int = 0
+    shuffle_seed: int | None = None
+    balanced: bool = False
+    boolq_context: str | None = None
+    data_dir: str | None = None
+    text_field: str = "text"
+    label_field: str | None = None
+    id_field: str = "id"
+    target: str = "predicted"
+    max_new_tokens: int = 20
+    layers: str = "all"
+    attention: str = "loosened"
+    ig_steps: int = 50
+    target_fn: str = "probability"
+    batch_size: int = 16
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    metrics: tuple[str, ...] = ("soft", "pi", "deletion-insertion")
+    pi_grid: tuple[float, ...] = ()
+    samples: int = 3
+    mask_unit: str = "token"
+    metric_batch_size: int = 32
+    gen_stride: int = 5
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, with tuples as lists, so a reread manifest compares equal."""
+        out = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass
+class DatasetPlan:
+    """One loaded dataset: its name in records, its task, where it came from, and its selected records."""
+
+    name: str
+    task: str
+    source: str
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Group:
+    """One record of one dataset for one model: prepared once, then every method runs on it."""
+
+    index: int  # position in the plan; the shard rule uses it
+    model: str
+    dataset: DatasetPlan
+    record: dict[str, Any]
+    methods: tuple[str, ...]
+
+    def units(self) -> Iterator[UnitKey]:
+        for method in self.methods:
+            yield (self.dataset.name, self.model, method, str(self.record["id"]))
+
+
+@dataclass
+class Plan:
+    """All groups, model-major (model, dataset, record; methods inside a group), so each model loads once."""
+
+    models: list[str]
+    specs: dict[str, str]  # model name in records -> what --models said (what to load)
+    datasets: list[DatasetPlan]
+    methods: tuple[str, ...]
+    groups: list[Group]
+
+    @property
+    def unit_count(self) -> int:
+        return len(self.groups) * len(self.methods)
+
+    def summary(self) -> dict[str, Any]:
+        """What the manifest records of the plan: enough to tell two plans apart, without the texts."""
+        return {
+            "order": "model, dataset, record, method",
+            "models": self.models,
+            "methods": list(self.methods),
+            "datasets": {d.name: {"task": d.task, "ids": [str(r["id"]) for r in d.records]} for d in self.datasets},
+            "units": self.unit_count,
+        }
+
+
+def split_list(spec: str, what: str) -> tuple[str, ...]:
+    """``a,b,c`` -> ("a", "b", "c"); an empty list or a repeated name is a one-line error."""
+    names = tuple(part.strip() for part in spec.split(",") if part.strip())
+    if not names:
+        raise BadInput(f"--{what} is empty")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BadInput(f"--{what} names {repeated[0]!r} twice")
+    return names
+
+
+def parse_limits(spec: str | None, generation: int | None, datasets: tuple[str, ...], tasks: dict[str, str]) -> dict[str, int | None]:
+    """Per-dataset limits from ``--limit`` (``20`` or ``20,tellmewhy=10``) and ``--limit-generation``.
+
+    A bare number applies to every dataset; ``name=N`` overrides it for one; ``--limit-generation``
+    applies to generation datasets that have no ``name=N`` of their own.
+    """
+    default, named = None, {}
+    for part in (p.strip() for p in (spec or "").split(",") if p.strip()):
+        name, _, value = part.rpartition("=")
+        number = _positive(value, part)
+        if not name:
+            default = number
+        elif name not in datasets:
+            raise BadInput(f"--limit names {name!r}, which is not in --datasets")
+        else:
+            named[name] = number
+    if generation is not None and generation < 1:
+        raise BadInput("--limit-generation must be at least 1")
+    limits = {}
+    for name in datasets:
+        fallback = generation if generation is not None and tasks[name] == "generate" else default
+        limits[name] = named.get(name, fallback)
+    return limits
+
+
+def _positive(value: str, part: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadInput(f"cannot read --limit {part!r}: use N or DATASET=N") from None
+    if number < 1:
+        raise BadInput(f"--limit {part!r} must be at least 1")
+    return number
+
+
+def dataset_task(name: str) -> str:
+    """The task a dataset brings (a file dataset is sentiment, like `gradellm explain --dataset`)."""
+    from ..data import BUILTINS
+
+    builtin = BUILTINS.get(name.lower())
+    return builtin.task if builtin else "sentiment"
+
+
+def load_datasets(options: SweepOptions) -> list[DatasetPlan]:
+    """Each dataset loaded and selected once; duplicate ids in one dataset are an error (units would collide).
+
+    ``balanced`` applies to classification datasets only, so one sweep can mix them with generation ones.
+    """
+    from ..data import load_records
+
+    plans = []
+    for spec in options.datasets:
+        loaded = load_records(
+            spec,
+            data_dir=options.data_dir,
+            text_field=options.text_field,
+            label_field=options.label_field,
+            id_field=options.id_field,
+            limit=options.limits.get(spec),
+            offset=options.offset,
+            seed=options.shuffle_seed,
+            balanced=options.balanced and dataset_task(spec) != "generate",
+            boolq_context=options.boolq_context,
+        )
+        ids = [str(r["id"]) for r in loaded.records]
+        if len(set(ids)) != len(ids):
+            raise BadInput(f"dataset {spec} holds the same id twice; give each record its own --id-field value")
+        if any(plan.name == loaded.name for plan in plans):
+            raise BadInput(f"two datasets are both named {loaded.name!r}")
+        plans.append(DatasetPlan(loaded.name, loaded.task, loaded.source, loaded.records))
+    return plans
+
+
+def build_plan(options: SweepOptions) -> Plan:
+    """The full plan; model names are resolved (not loaded) so unknown models fail before any work."""
+    from ..methods import parse_methods
+    from ..models import resolve_model
+
+    methods = tuple(parse_methods(",".join(options.methods)))
+    specs = {resolve_model(spec).name: spec for spec in options.models}
+    models = list(specs)
+    if len(models) != len(options.models):
+        raise BadInput("--models names the same model twice")
+    datasets = load_datasets(options)
+    groups = []
+    for model in models:
+        for dataset in datasets:
+            for record in dataset.records:
+                groups.append(Group(len(groups), model, dataset, record, methods))
+    return Plan(models, specs, datasets, methods, groups)

@@ -1,0 +1,134 @@
+"""The run folder's record files, and the commit rule that makes a killed run resume exactly.
+
+Each shard writes three files: ``heatmaps[.shard-i-of-n].jsonl``, ``metrics[...].jsonl`` and
+``done[...].jsonl``. A unit is committed in three appends, each flushed and fsynced: its heatmap
+records, then its metric records, then one line with its key in the done log. A unit counts as done
+only once its key is in a done log, so a kill at any moment leaves at most one unit half-written;
+on resume that unit's records are cut out of this shard's files (an atomic rewrite) and the unit is
+run again. Readers take records of done units only, and each record once, so the files of every
+shard merge into exactly the records of an uninterrupted run.
+
+This module imports neither torch nor transformers, so reports can read a run folder cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import BadInput, OutputError
+from ..jsonl import JsonlWriter, completed_lines
+from .sharding import Shard
+
+HEATMAPS, METRICS, DONE = "heatmaps", "metrics", "done"
+UnitKey = tuple[str, str, str, str]  # (dataset, model, method, record id)
+
+
+def unit_of(record: dict[str, Any]) -> UnitKey:
+    """The unit a written record belongs to (the sweep adds ``dataset`` to every record it writes)."""
+    return (str(record.get("dataset")), str(record.get("model")), str(record.get("method")), str(record.get("id")))
+
+
+def done_key(record: dict[str, Any]) -> UnitKey:
+    return tuple(record["unit"])  # type: ignore[return-value]
+
+
+def read_whole_lines(path: Path) -> list[dict[str, Any]]:
+    """The whole lines of a file another process may be appending to: a partial last line is skipped, never cut."""
+    data = path.read_bytes()
+    records = []
+    for raw in data[: data.rfind(b"\n") + 1].splitlines():
+        if raw.strip():
+            try:
+                records.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                raise BadInput(f"{path} holds a line that is not JSON; move the run folder aside") from None
+    return records
+
+
+def done_units(run_dir: Path) -> set[UnitKey]:
+    """Units committed by any shard of this run folder."""
+    return set(done_lines(run_dir))
+
+
+def done_lines(run_dir: Path) -> dict[UnitKey, dict[str, Any]]:
+    """The done line of every committed unit (``failed`` marks a unit that could not be explained)."""
+    done: dict[UnitKey, dict[str, Any]] = {}
+    for path in sorted(run_dir.glob(f"{DONE}*.jsonl")):
+        for record in read_whole_lines(path):
+            done.setdefault(done_key(record), record)
+    return done
+
+
+class ShardStore:
+    """This process's three files in the run folder: resume cleanup, then one commit per unit."""
+
+    def __init__(self, run_dir: Path, shard: Shard):
+        self.paths = {stem: run_dir / shard.file_name(stem) for stem in (HEATMAPS, METRICS, DONE)}
+        self._writers: dict[str, JsonlWriter] = {}
+
+    def resume(self) -> None:
+        """Cut the records of units this shard started but did not commit (a kill mid-unit)."""
+        committed = {done_key(record) for record in completed_lines(self.paths[DONE])}
+        for stem in (HEATMAPS, METRICS):
+            path = self.paths[stem]
+            records = completed_lines(path)
+            kept = [record for record in records if unit_of(record) in committed]
+            if len(kept) != len(records):
+                _rewrite(path, kept)
+
+    def open(self) -> None:
+        self._writers = {stem: JsonlWriter(str(path)) for stem, path in self.paths.items()}
+
+    def commit(self, unit: UnitKey, heatmaps: list[dict[str, Any]], metrics: list[dict[str, Any]], failed: bool = False) -> None:
+        """Heatmaps, then metrics, then the done line: the unit is done only when all three are on disk."""
+        self._writers[HEATMAPS].write(heatmaps)
+        self._writers[METRICS].write(metrics)
+        line = {"unit": list(unit), "heatmaps": len(heatmaps), "metrics": len(metrics)}
+        self._writers[DONE].write([line | {"failed": True} if failed else line])
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def _rewrite(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Replace ``path`` atomically, so a kill during the cleanup leaves the old or the new file, never half of one."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise OutputError(f"cannot rewrite {path}: {exc.strerror}") from None
+
+
+def read_run(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(heatmap records, metric records) of a run folder: every shard's files merged, done units only, no duplicates.
+
+    Metric records include error records (undefined metrics) and generation sequence records (step -1).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BadInput(f"{run_dir} is not a sweep run folder")
+    done = done_units(run_dir)
+    return _merged(run_dir, HEATMAPS, done), _merged(run_dir, METRICS, done)
+
+
+def _merged(run_dir: Path, stem: str, done: set[UnitKey]) -> list[dict[str, Any]]:
+    seen: set[tuple] = set()
+    out = []
+    for path in sorted(run_dir.glob(f"{stem}*.jsonl")):
+        for record in read_whole_lines(path):
+            key = (record.get("kind"), *unit_of(record), record.get("step"))
+            if unit_of(record) in done and key not in seen:
+                seen.add(key)
+                out.append(record)
+    return out

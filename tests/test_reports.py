@@ -1,0 +1,285 @@
+"""Reports over metric records (``gradellm_cli.reports``, ``gradellm render --table/--plot``).
+
+Metric records are synthetic, with known values, so these tests load no model and run in seconds:
+table means, ranks and marks; seeded bootstrap intervals; the paired test; sequence-level records
+for generation; error counts; the Markdown/CSV files; the plot files; and one-line errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from gradellm_cli import cli
+from gradellm_cli.errors import BadInput, GradellmError, NotFound
+from gradellm_cli.reports import collect, report_tables, write_reports
+from gradellm_cli.reports.load import BUILTIN_DATASETS, dataset_name
+from gradellm_cli.reports.plot import mean_curves
+from gradellm_cli.reports.stats import bootstrap_ci, competition_ranks, paired_sign_flip_test
+from gradellm_cli.reports.tables import AUC_NC, AUC_NS, AVERAGE, DELETION, INSERTION, Column
+
+PI = [0.1, 0.3, 0.5, 0.7, 0.9]
+# method -> offset added to every metric (higher = more faithful), so the ranking is known
+OFFSETS = {"grad-ellm": 0.3, "saliency": 0.2, "attention": 0.1, "random": 0.0}
+
+
+def metric(record_id: str, method: str, task: str = "sentiment", step: int = 0, level: str = "token", model: str = "smollm2",
+           value: float = 0.5, **extra) -> dict:
+    """A metric record whose scalar metrics are all ``value`` (insertion: 1 - value) and curves constant."""
+    record = {
+        "schema_version": 1, "kind": "metric", "id": record_id, "model": model, "method": method, "step": step, "task": task,
+        "level": level, "config": {"heatmap": {"task": task}}, "auc_pi_soft_ns": value, "auc_pi_soft_nc": value + 0.01,
+        "soft_ns": value, "soft_nc": value, "expected_kept": 10 * value, "pi_grid": PI,
+        "pi_soft_ns": [value * p for p in PI], "pi_soft_nc": [value * (1 - p) for p in PI],
+    }
+    if task != "generate":
+        record |= {"deletion_auc": value, "insertion_auc": 1 - value, "deletion_curve": [0, 1], "insertion_curve": [1, 0]}
+    return record | extra
+
+
+def run_records(inputs: int = 6, noise: float = 0.0, seed: int = 1) -> list[dict]:
+    """sst2 and boolq (classification) and tellmewhy (generation: two token-level steps that must be
+    ignored, plus the sequence-level record) for the four methods of OFFSETS."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(inputs):
+        for method, offset in OFFSETS.items():
+            shared = 0.1 * (i % 3)  # per-input difficulty, shared by all methods (what pairing removes)
+            for name, task in (("sst2-test", "sentiment"), ("boolq-eraser-test", "boolq")):
+                value = 0.2 + offset + shared + noise * rng.standard_normal()
+                records.append(metric(f"{name}-{i}", method, task, value=value))
+            for step in (0, 5):  # token-level generation steps: wildly off, must not count
+                records.append(metric(f"tellmewhy-unknown-{i}", method, "generate", step=step, value=9.0))
+            records.append(metric(f"tellmewhy-unknown-{i}", method, "generate", step=-1, level="sequence", value=0.1 + offset + shared))
+    return records
+
+
+def write(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def table(tables, key: str, model: str = "smollm2"):
+    return next(t for t in tables if t.key == key and t.model == model)
+
+
+# --- tables --------------------------------------------------------------------------------------------
+
+
+def test_table1_means_ranks_and_averages(tmp_path):
+    tables = report_tables(collect(write(tmp_path / "m.jsonl", run_records())))
+    t1 = table(tables, "table1")
+    assert t1.methods == list(OFFSETS)  # grad-ellm first
+    assert [c.dataset for c in t1.columns] == ["sst2", "sst2", "boolq", "boolq", "tellmewhy", "tellmewhy", AVERAGE, AVERAGE]
+    sst2 = t1.cells[("grad-ellm", Column("sst2", AUC_NS))]
+    assert sst2.mean == pytest.approx(0.2 + 0.3 + 0.1) and sst2.n == 6 and sst2.rank == 1  # shared: mean of 0, .1, .2
+    assert t1.cells[("grad-ellm", Column("sst2", AUC_NC))].mean == pytest.approx(0.61)
+    assert t1.cells[("grad-ellm", Column("tellmewhy", AUC_NS))].mean == pytest.approx(0.1 + 0.3 + 0.1)
+    average = t1.cells[("saliency", Column(AVERAGE, AUC_NS))]
+    assert average.mean == pytest.approx((0.5 + 0.5 + 0.4) / 3) and average.n == 18
+    for column in t1.columns:
+        assert [t1.cells[(m, column)].rank for m in OFFSETS] == [1, 2, 3, 4]
+
+
+def test_deletion_insertion_classification_only_and_insertion_lower_is_better(tmp_path):
+    tables = report_tables(collect(write(tmp_path / "m.jsonl", run_records())))
+    t4, t5 = table(tables, "table4"), table(tables, "table5")
+    assert {c.dataset for c in t4.columns} == {"sst2", "boolq", AVERAGE}  # no generation data set
+    assert t5.cells[("grad-ellm", Column("sst2", INSERTION))].mean == pytest.approx(1 - 0.6)
+    assert t5.cells[("grad-ellm", Column("sst2", INSERTION))].rank == 1  # the lowest insertion AUC is best
+    assert t4.cells[("random", Column("boolq", DELETION))].rank == 4
+
+
+def test_competition_ranks_share_ties_and_skip_nan():
+    assert competition_ranks([0.5, 0.9, 0.5, math.nan], higher_is_better=True) == [2, 1, 2, None]
+    assert competition_ranks([0.5, 0.9, 0.1], higher_is_better=False) == [2, 3, 1]
+
+
+def test_generation_uses_only_sequence_level_records(tmp_path):
+    collection = collect(write(tmp_path / "m.jsonl", run_records(inputs=3)))
+    generation = [r for r in collection.rows if r["dataset"] == "tellmewhy"]
+    assert generation and all(r["step"] == -1 and r["level"] == "sequence" for r in generation)
+    assert collection.generation == {"tellmewhy"}
+    assert collection.passed_over == 3 * 4 * 2  # the per-step records
+    assert all(r["level"] == "token" for r in collection.rows if r["dataset"] != "tellmewhy")
+
+
+def test_error_records_are_counted_per_cell(tmp_path):
+    records = run_records(inputs=3) + [
+        {"kind": "error", "id": "sst2-test-99", "model": "smollm2", "method": "saliency", "step": 0, "error": "all-zero scores"},
+        {"kind": "error", "id": "tellmewhy-unknown-7", "model": "smollm2", "method": "random", "step": 5, "error": "x"},  # a step: no
+        {"kind": "error", "id": "tellmewhy-unknown-7", "model": "smollm2", "method": "random", "step": -1, "error": "x"},
+    ]
+    collection = collect(write(tmp_path / "m.jsonl", records))
+    assert collection.errors == {("smollm2", "sst2", "saliency"): 1, ("smollm2", "tellmewhy", "random"): 1}
+    t1 = table(report_tables(collection), "table1")
+    assert t1.cells[("saliency", Column("sst2", AUC_NS))].errors == 1
+
+
+def test_dataset_names_from_config_mapping_id_prefix_and_task():
+    base = {"id": "line-3", "task": "sentiment", "config": {"heatmap": {"task": "sentiment"}}}
+    assert dataset_name(base, {}) == "sentiment"  # custom file: grouped by task
+    assert dataset_name(base, {"line-3": "reviews"}) == "reviews"
+    assert dataset_name({**base, "id": "imdb-test-neg-1_2"}, {}) == "imdb"
+    assert dataset_name({**base, "config": {"heatmap": {"dataset": "mine"}}}, {"line-3": "other"}) == "mine"
+    assert dataset_name({**base, "dataset": "top"}, {}) == "top"
+
+
+def test_dataset_from_a_sweep_manifest_plan(tmp_path):
+    run = tmp_path / "run"
+    write(run / "metrics.jsonl", [metric(f"row-{i}", m, value=0.5) for i in range(2) for m in ("grad-ellm", "random")])
+    plan = {"plan": {"datasets": {"reviews.csv": {"task": "sentiment", "ids": ["row-0", "row-1"]}}}}
+    (run / "manifest.json").write_bytes(orjson.dumps(plan))
+    assert {r["dataset"] for r in collect(run).rows} == {"reviews.csv"}
+
+
+def test_builtin_names_match_the_data_module():
+    from gradellm_cli.data import BUILTINS
+
+    assert set(BUILTIN_DATASETS) == set(BUILTINS)
+
+
+# --- statistics ----------------------------------------------------------------------------------------
+
+
+def test_bootstrap_interval_contains_the_mean_and_is_seeded():
+    values = np.random.default_rng(0).normal(0.4, 0.1, size=40)
+    low, high = bootstrap_ci(values, seed=7)
+    assert low < values.mean() < high and high - low < 0.1
+    assert bootstrap_ci(values, seed=7) == (low, high)
+    assert bootstrap_ci(values, seed=8) != (low, high)
+    assert bootstrap_ci([0.3] * 5, seed=1) == pytest.approx((0.3, 0.3))
+
+
+def test_paired_test_small_p_for_a_consistent_difference_large_p_for_none():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0, 1, size=30)
+    better = base + 0.05 + rng.normal(0, 0.01, size=30)
+    assert paired_sign_flip_test(better, base, seed=0) < 0.001  # Monte Carlo path (30 pairs)
+    assert paired_sign_flip_test(better[:10], base[:10], seed=0) == pytest.approx(2 / 2**10)  # exact: all 10 signs agree
+    same = base + rng.normal(0, 0.05, size=30)
+    assert paired_sign_flip_test(same, base, seed=0) > 0.05
+    assert paired_sign_flip_test(base, base, seed=0) == 1.0
+    assert paired_sign_flip_test(better, base, seed=5) == paired_sign_flip_test(better, base, seed=5)
+
+
+def test_table1_paired_tests_on_the_same_inputs(tmp_path):
+    t1 = table(report_tables(collect(write(tmp_path / "m.jsonl", run_records(inputs=8, noise=0.01)))), "table1")
+    tests = {(t.baseline, t.dataset, t.metric): t for t in t1.tests}
+    assert {t.baseline for t in t1.tests} == {"saliency", "attention", "random"}
+    vs_random = tests[("random", "sst2", AUC_NS)]
+    assert vs_random.pairs == 8 and vs_random.difference == pytest.approx(0.3, abs=0.02) and vs_random.p_value < 0.01
+
+
+def test_paired_test_impossible_gives_a_note(tmp_path):
+    records = [metric("sst2-test-0", m, value=0.5) for m in OFFSETS] + [metric("sst2-test-1", "random", value=0.4)]
+    t1 = table(report_tables(collect(write(tmp_path / "m.jsonl", records))), "table1")
+    assert all(t.p_value is None and "too few" in t.note for t in t1.tests)
+    no_ours = [r for r in run_records(inputs=3) if r["method"] != "grad-ellm"]
+    write_reports(write(tmp_path / "b" / "metrics.jsonl", no_ours))
+    assert "no grad-ellm records" in (tmp_path / "b" / "table1.md").read_text()
+
+
+# --- files and the command -----------------------------------------------------------------------------
+
+
+def test_write_reports_reads_shards_and_writes_markdown_and_csv(tmp_path):
+    records = run_records(inputs=4)
+    run = tmp_path / "run"
+    write(run / "metrics.shard-0-of-2.jsonl", records[::2])
+    write(run / "metrics.shard-1-of-2.jsonl", records[1::2])
+    write(run / "heatmaps.shard-0-of-2.jsonl", [{"kind": "heatmap", "id": "x"}])  # not a metrics file: not read
+    (run / "manifest.json").write_bytes(orjson.dumps({"options": {"datasets": ["tellmewhy", "boolq", "sst2"]}}))
+    written = write_reports(run)
+    assert sorted(p.name for p in written) == sorted(f"{s}.{e}" for s in ("table1", "table2", "deletion_insertion") for e in ("md", "csv"))
+    rows = list(csv.DictReader((run / "table1.csv").open()))
+    cell = next(r for r in rows if r["method"] == "grad-ellm" and r["dataset"] == "boolq" and r["metric"] == "auc_pi_soft_ns")
+    assert float(cell["mean"]) == pytest.approx(0.2 + 0.3 + 0.075) and cell["n"] == "4" and cell["rank"] == "1"
+    assert float(cell["ci_low"]) <= float(cell["mean"]) <= float(cell["ci_high"])
+    baseline = next(r for r in rows if r["method"] == "random" and r["dataset"] == "sst2" and r["metric"] == "auc_pi_soft_nc")
+    assert float(baseline["diff_grad_ellm_minus_method"]) == pytest.approx(0.3) and baseline["pairs"] == "4"
+    markdown = (run / "table1.md").read_text()
+    assert markdown.index("tellmewhy: AUC pi-Soft-NS") < markdown.index("boolq: AUC pi-Soft-NS")  # the manifest's order
+    assert "| `grad-ellm` | **0.475** [" in markdown and "| `saliency` | <u>0.375</u> [" in markdown and "Paired sign-flip test" in markdown
+    table2 = list(csv.DictReader((run / "table2.csv").open()))
+    assert {r["metric"] for r in table2} == {"soft_ns", "soft_nc", "expected_kept"}
+    assert all(r["rank"] == "" for r in table2 if r["metric"] == "expected_kept")
+    deletion = (run / "deletion_insertion.md").read_text()
+    assert "Deletion AUC" in deletion and "Insertion AUC" in deletion and "tellmewhy" not in deletion
+
+
+@pytest.fixture(scope="module")
+def app():
+    if not cli.app.registered_commands:
+        cli._register()
+    return cli.app
+
+
+def invoke(app, *args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_render_table_prints_and_writes_files(app, tmp_path):
+    metrics = write(tmp_path / "in" / "metrics.jsonl", run_records(inputs=4))
+    out = tmp_path / "reports"
+    result = invoke(app, "render", "--table", str(metrics), "--table-out", str(out))
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "Table 1" in result.stdout and "grad-ellm" in result.stdout and "Paired test" in result.stdout
+    assert (out / "table1.md").exists() and (out / "deletion_insertion.csv").exists()
+    assert "wrote" in result.stderr
+
+
+@pytest.mark.parametrize("suffix, signature", [(".png", b"\x89PNG\r\n\x1a\n"), (".svg", b"<svg")])
+def test_render_plot_writes_png_and_svg(app, tmp_path, suffix, signature):
+    metrics = write(tmp_path / "metrics.jsonl", run_records(inputs=3))
+    target = tmp_path / f"curves{suffix}"
+    result = invoke(app, "render", str(metrics), "--plot", str(target))
+    assert result.exit_code == 0, (result.output, result.exception)
+    data = target.read_bytes()
+    assert len(data) > 5000 and signature in data[:400]
+
+
+def test_mean_curves_average_per_method(tmp_path):
+    collection = collect(write(tmp_path / "metrics.jsonl", run_records(inputs=3)))
+    grid, curves, counts, left_out = mean_curves(collection.rows)
+    assert grid == PI and counts["grad-ellm"] == 9 and left_out == 0  # 3 inputs x (sst2, boolq, tellmewhy sequence)
+    expected = np.mean([0.2 + 0.3 + s for s in (0, 0.1, 0.2)] * 2 + [0.1 + 0.3 + s for s in (0, 0.1, 0.2)])
+    assert curves["grad-ellm"]["pi_soft_ns"] == pytest.approx([expected * p for p in PI])
+
+
+def test_mean_curves_keep_models_apart(tmp_path):
+    records = run_records(inputs=2) + [r | {"model": "gemma3"} for r in run_records(inputs=2)]
+    _, curves, counts, _ = mean_curves(collect(write(tmp_path / "metrics.jsonl", records)).rows)
+    assert list(curves)[:2] == ["gemma3/grad-ellm", "smollm2/grad-ellm"] and counts["gemma3/random"] == 6
+
+
+def failure(result, kind: type[GradellmError]) -> str:
+    assert isinstance(result.exception, kind), (result.output, result.exception)
+    message = str(result.exception)
+    assert message and "\n" not in message
+    return message
+
+
+def test_bad_input_is_a_one_line_error(app, tmp_path):
+    heatmaps_only = write(tmp_path / "h.jsonl", [{"kind": "heatmap", "id": "a"}])
+    assert "no metric records" in failure(invoke(app, "render", "--table", str(heatmaps_only)), BadInput)
+    failure(invoke(app, "render", "--table", str(tmp_path / "absent")), NotFound)
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    assert "metrics*.jsonl" in failure(invoke(app, "render", "--table", str(empty_dir)), NotFound)
+    metrics = write(tmp_path / "m.jsonl", run_records(inputs=2))
+    failure(invoke(app, "render", str(metrics), "--plot", str(tmp_path / "x.pdf")), BadInput)
+    failure(invoke(app, "render", str(metrics), "--plot", str(tmp_path / "x.png"), "--method", "nope"), NotFound)
+    failure(invoke(app, "render", "--table-out", str(tmp_path), str(metrics)), BadInput)
+    no_curves = write(tmp_path / "soft.jsonl", [{k: v for k, v in metric("a", "random").items() if k != "pi_soft_ns"}])
+    assert "curves" in failure(invoke(app, "render", str(no_curves), "--plot", str(tmp_path / "y.png")), BadInput)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(metrics.read_bytes() + b"{oops\n")
+    assert "line" in failure(invoke(app, "render", "--table", str(broken)), BadInput)

@@ -1,0 +1,180 @@
+"""``gradellm sweep`` end to end in subprocesses (SIGKILL needs a real process), kept cheap:
+SmolLM2, two fast methods, two short SST-2 records, raw Soft-NS/NC with one sample."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gradellm_cli.errors import BadInput
+from gradellm_cli.sweep import read_run
+from gradellm_cli.sweep.plan import parse_limits
+from gradellm_cli.sweep.sharding import Shard, parse_shard
+
+SMALL = ["--models", "smollm2", "--datasets", "sst2", "--methods", "random,attention", "--limit", "2"]
+FAST = ["--metrics", "soft", "--samples", "1", "--device", "cpu"]
+UNITS = 4  # 2 records x 2 methods
+TIMING = ("seconds",)
+
+
+def _env() -> dict[str, str]:
+    """No launcher variables (they would pick a shard); one thread, which is faster on a busy two-core machine."""
+    env = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return env | {"OMP_NUM_THREADS": "1"}
+
+
+def _sweep(run_dir: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = _env()
+    command = [sys.executable, "-m", "gradellm_cli", "sweep", *SMALL, *FAST, "--output-dir", str(run_dir), *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _comparable(run_dir: Path) -> tuple[list[bytes], list[bytes]]:
+    """The run's merged records, timing fields dropped, as sorted canonical JSON."""
+
+    def canon(records):
+        return sorted(orjson.dumps({k: v for k, v in r.items() if k not in TIMING}, option=orjson.OPT_SORT_KEYS) for r in records)
+
+    heatmaps, metrics = read_run(run_dir)
+    return canon(heatmaps), canon(metrics)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted, unsharded run: what every other run must end up with."""
+    run_dir = tmp_path_factory.mktemp("reference")
+    result = _sweep(run_dir)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_uninterrupted_run_writes_every_unit_once(reference):
+    heatmaps, metrics = read_run(reference)
+    assert len(heatmaps) == len(metrics) == UNITS
+    assert {(r["dataset"], r["method"]) for r in metrics} == {("sst2", "random"), ("sst2", "attention")}
+    manifest = orjson.loads((reference / "manifest.json").read_bytes())
+    assert manifest["options"]["samples"] == 1 and manifest["plan"]["units"] == UNITS
+    assert {"gradellm", "torch", "transformers"} <= set(manifest["versions"])
+    again = _sweep(reference)  # the same configuration: resumes, finds nothing to do
+    assert again.returncode == 0 and f"0 unit(s) run, {UNITS} already done" in again.stderr
+
+
+def test_sigkill_mid_run_then_rerun_gives_exactly_the_uninterrupted_records(tmp_path, reference):
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "gradellm_cli", "sweep", *SMALL, *FAST, "--output-dir", str(run_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    done_log = run_dir / "done.jsonl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        if done_log.exists() and done_log.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
+    # Make the kill land mid-unit for sure: un-commit the last done unit (its records stay behind)
+    # and leave a torn half line, as a kill inside a write would.
+    lines = done_log.read_bytes().splitlines(keepends=True)
+    done_log.write_bytes(b"".join(lines[:-1]) + lines[-1][:10])
+    with open(run_dir / "metrics.jsonl", "ab") as handle:
+        handle.write(b'{"dataset": "sst2", "kind": "met')
+    result = _sweep(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"{UNITS - len(lines) + 1} unit(s) run" in result.stderr
+    assert _comparable(run_dir) == _comparable(reference)
+    assert (run_dir / "heatmaps.jsonl").read_bytes().count(b"\n") == UNITS  # the files themselves hold no leftovers
+
+
+def test_two_shards_into_one_folder_union_equals_the_unsharded_run(tmp_path, reference):
+    run_dir = tmp_path / "sharded"
+    for shard in ("0/2", "1/2"):
+        result = _sweep(run_dir, "--shard", shard)
+        assert result.returncode == 0, result.stderr
+    assert (run_dir / "heatmaps.shard-0-of-2.jsonl").exists() and (run_dir / "metrics.shard-1-of-2.jsonl").exists()
+    assert _comparable(run_dir) == _comparable(reference)
+
+
+def test_other_configuration_in_the_same_folder_is_a_one_line_error(reference):
+    before = (reference / "metrics.jsonl").read_bytes()
+    result = _sweep(reference, "--samples", "2")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "different configuration" in result.stderr and "options.samples" in result.stderr
+    assert (reference / "metrics.jsonl").read_bytes() == before  # nothing mixed in
+
+
+def test_bad_input_is_a_one_line_error(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "fine"}\n')
+    cases = [
+        (["--datasets", "nope"], 3, "unknown dataset 'nope'"),
+        (["--datasets", str(texts), "--text-field", "body"], 2, "unknown field 'body'"),
+        (["--datasets", str(empty)], 2, "is empty"),
+    ]
+    for extra, code, message in cases:
+        result = _sweep(tmp_path / "run", *extra)
+        assert result.returncode == code, result.stderr
+        assert message in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert not (tmp_path / "run" / "heatmaps.jsonl").exists()
+
+
+def test_limits_and_shards_parse():
+    tasks = {"sst2": "sentiment", "tellmewhy": "generate", "wikibio": "generate"}
+    names = tuple(tasks)
+    assert parse_limits("20,tellmewhy=5", 10, names, tasks) == {"sst2": 20, "tellmewhy": 5, "wikibio": 10}
+    assert parse_limits(None, None, names, tasks) == {"sst2": None, "tellmewhy": None, "wikibio": None}
+    with pytest.raises(BadInput):
+        parse_limits("imdb=3", None, names, tasks)
+    assert parse_shard("1/4") == Shard(1, 4)
+    assert parse_shard(None, {"RANK": "2", "WORLD_SIZE": "3"}) == Shard(2, 3)
+    assert parse_shard(None, {}) == Shard(0, 1)
+    with pytest.raises(BadInput):
+        parse_shard("4/4")
+
+
+def _records(dataset: str, method: str, record_id: str, steps: list[int]) -> tuple[list[dict], list[dict]]:
+    """Fake heatmap and metric records of one generation unit, with its sequence record (step -1)."""
+    base = {"dataset": dataset, "model": "m", "method": method, "id": record_id}
+    heatmaps = [base | {"kind": "heatmap", "step": step} for step in steps]
+    metrics = [base | {"kind": "metric", "step": step} for step in [*steps[::5], -1]]
+    return heatmaps, metrics
+
+
+def test_resume_cuts_a_unit_written_but_not_committed(tmp_path):
+    from gradellm_cli.sweep.store import ShardStore
+
+    store = ShardStore(tmp_path, Shard(0, 1))
+    store.open()
+    store.commit(("d", "m", "a", "1"), *_records("d", "a", "1", list(range(6))))
+    heatmaps, metrics = _records("d", "b", "1", list(range(6)))
+    store._writers["heatmaps"].write(heatmaps)  # killed after the metrics, before the done line
+    store._writers["metrics"].write(metrics)
+    store.close()
+    with open(tmp_path / "done.jsonl", "ab") as handle:
+        handle.write(b'{"unit": ["d", "m", "b"')  # a torn done line does not count
+    assert {r["method"] for r in read_run(tmp_path)[0]} == {"a"}  # readers ignore the uncommitted unit
+    store.resume()
+    assert {r["method"] for r in read_run(tmp_path)[1]} == {"a"}
+    assert (tmp_path / "metrics.jsonl").read_bytes().count(b"\n") == 3  # steps 0 and 5, and -1
+    assert (tmp_path / "heatmaps.jsonl").read_bytes().count(b"\n") == 6
+
+
+def test_a_unit_committed_by_two_shard_layouts_reads_back_once(tmp_path):
+    from gradellm_cli.sweep.store import ShardStore
+
+    for shard in (Shard(0, 1), Shard(1, 2)):
+        store = ShardStore(tmp_path, shard)
+        store.open()
+        store.commit(("d", "m", "a", "1"), *_records("d", "a", "1", [0]))
+        store.close()
+    heatmaps, metrics = read_run(tmp_path)
+    assert len(heatmaps) == 1 and len(metrics) == 2
