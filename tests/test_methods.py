@@ -207,3 +207,12 @@ def test_contract_at_every_generation_step(explainer, generation, name):
         ends = torch.nonzero(targets.input_ids == explainer.tokenizer.convert_tokens_to_ids("<|im_end|>")).flatten()
         assert ends.numel() >= 1
         assert (scores[:, ends] != 0).all()
+
+
+def test_value_zeroing_distance_is_never_negative():
+    """Rounding makes 1 - cos(a, a) about -1e-16 for many vectors; a negative score would void the record's metrics."""
+    from gradellm_cli.methods.value_zeroing import cosine_distance
+
+    vectors = torch.randn(1000, 576, generator=torch.Generator().manual_seed(0))
+    distances = cosine_distance(vectors, vectors.clone())
+    assert (distances >= 0).all() and distances.max() < 1e-12

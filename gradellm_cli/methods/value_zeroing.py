@@ -91,8 +91,12 @@ class ZeroValues:
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """1 - cos(a, b) along the last dimension, in float64 (small distances survive rounding)."""
-    return 1.0 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1)
+    """1 - cos(a, b) along the last dimension, in float64 (small distances survive rounding).
+
+    Clamped at 0: for nearly identical vectors rounding can give about -1e-16, and a negative score
+    would make the metrics reject the whole record (they need non-negative importance scores).
+    """
+    return (1.0 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1)).clamp_min(0.0)
 
 
 @register
