@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, GradellmError
+from .errors import one_line_errors
 
 app = typer.Typer(
     name="gradellm",
@@ -56,15 +56,8 @@ def main() -> None:
     _quiet_libraries()
     debug = bool(os.environ.get("GRADELLM_DEBUG"))
     try:
-        app(standalone_mode=False)
-    except GradellmError as exc:
-        if debug:
-            raise
-        print(f"gradellm: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("gradellm: interrupted; records written so far are kept, rerun the same command to resume", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        with one_line_errors():
+            app(standalone_mode=False)
     except (typer.Abort, typer.Exit) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ..errors import EXIT_INTERRUPTED, EXIT_SKIPPED, BadInput, GradellmError, NotFound
+from ..errors import EXIT_SKIPPED, BadInput, GradellmError, NotFound, one_line_errors
 from ..jsonl import JsonlWriter, completed_lines, read_jsonl
 from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
 from ..metrics.records import check_heatmap
@@ -51,16 +50,8 @@ def evaluate(
 
     Example: gradellm explain --input data.jsonl --method all --output - | gradellm evaluate --heatmaps - --output metrics.jsonl
     """
-    try:
+    with one_line_errors():
         _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite)
-    except GradellmError as exc:
-        if os.environ.get("GRADELLM_DEBUG"):
-            raise
-        print(f"gradellm: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("gradellm: interrupted; records written so far are kept, rerun the same command to resume", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
 
 
 def _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite):
