@@ -61,6 +61,17 @@ def _open_input(path: str) -> IO[bytes]:
         raise BadInput(f"input {path} is a folder, not a JSONL file") from None
 
 
+def whole_lines(path: Path, hint: str = "") -> list[dict[str, Any]]:
+    """The records on the whole lines of ``path``, read-only: a partial last line (a write still going
+    on, or a killed one) is passed over, never cut, so this is safe on a file another process appends to.
+    """
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise BadInput(f"{path} is a folder, not a JSONL file") from None
+    return _parse_whole_lines(data, path, hint)
+
+
 def completed_lines(path: Path) -> list[dict[str, Any]]:
     """The whole records already in ``path``; a trailing partial line (a killed write) is cut off the file."""
     if not path.exists():
@@ -70,13 +81,22 @@ def completed_lines(path: Path) -> list[dict[str, Any]]:
     if end < len(data):
         with open(path, "r+b") as handle:
             handle.truncate(end)
+    return _parse_whole_lines(data, path, "move the output aside")
+
+
+def _parse_whole_lines(data: bytes, path: Path, hint: str) -> list[dict[str, Any]]:
+    """The JSON objects on the lines of ``data`` up to its last newline; a whole line that is not JSON
+    is a :class:`BadInput` naming the file and the line (``hint`` says what to do about it)."""
     records = []
-    for raw in data[:end].splitlines():
-        if raw.strip():
-            try:
-                records.append(orjson.loads(raw))
-            except orjson.JSONDecodeError:
-                raise BadInput(f"existing output {path} holds a line that is not JSON; move it aside") from None
+    for number, raw in enumerate(data[: data.rfind(b"\n") + 1].split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadInput(f"{path}: line {number} is not valid JSON ({exc.msg}){'; ' + hint if hint else ''}") from None
+        if isinstance(record, dict):
+            records.append(record)
     return records
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadInput, NotFound
+from ..jsonl import whole_lines
 from ..records import ERROR, METRIC
 
 SEQUENCE_STEP = -1  # as ``metrics.records.SEQUENCE_STEP`` (that package imports torch)
@@ -103,27 +104,7 @@ def _records(path: Path) -> Iterable[dict[str, Any]]:
         from ..sweep.store import read_run
 
         return read_run(path)[1]
-    return [record for file in metric_files(path) for record in _read(file)]
-
-
-def _read(path: Path) -> Iterable[dict[str, Any]]:
-    """The JSON objects of one file; a malformed line is a one-line error naming it (a partial last
-    line, left by a killed writer, is passed over: the writer will finish or cut it on resume)."""
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise BadInput(f"{path} is a folder, not a JSONL file") from None
-    lines = data.split(b"\n")
-    complete = lines if data.endswith(b"\n") else lines[:-1]
-    for number, line in enumerate(complete, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise BadInput(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
-        if isinstance(record, dict):
-            yield record
+    return [record for file in metric_files(path) for record in whole_lines(file)]
 
 
 def is_generation(record: dict[str, Any]) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadInput, OutputError
-from ..jsonl import JsonlWriter, completed_lines
+from ..jsonl import JsonlWriter, completed_lines, whole_lines
 from .sharding import Shard
 
 HEATMAPS, METRICS, DONE = "heatmaps", "metrics", "done"
@@ -37,19 +37,6 @@ def done_key(record: dict[str, Any]) -> UnitKey:
     return tuple(record["unit"])  # type: ignore[return-value]
 
 
-def read_whole_lines(path: Path) -> list[dict[str, Any]]:
-    """The whole lines of a file another process may be appending to: a partial last line is skipped, never cut."""
-    data = path.read_bytes()
-    records = []
-    for raw in data[: data.rfind(b"\n") + 1].splitlines():
-        if raw.strip():
-            try:
-                records.append(orjson.loads(raw))
-            except orjson.JSONDecodeError:
-                raise BadInput(f"{path} holds a line that is not JSON; move the run folder aside") from None
-    return records
-
-
 def done_units(run_dir: Path) -> set[UnitKey]:
     """Units committed by any shard of this run folder."""
     return set(done_lines(run_dir))
@@ -59,7 +46,7 @@ def done_lines(run_dir: Path) -> dict[UnitKey, dict[str, Any]]:
     """The done line of every committed unit (``failed`` marks a unit that could not be explained)."""
     done: dict[UnitKey, dict[str, Any]] = {}
     for path in sorted(run_dir.glob(f"{DONE}*.jsonl")):
-        for record in read_whole_lines(path):
+        for record in whole_lines(path, hint="move the run folder aside"):
             done.setdefault(done_key(record), record)
     return done
 
@@ -126,7 +113,7 @@ def _merged(run_dir: Path, stem: str, done: set[UnitKey]) -> list[dict[str, Any]
     seen: set[tuple] = set()
     out = []
     for path in sorted(run_dir.glob(f"{stem}*.jsonl")):
-        for record in read_whole_lines(path):
+        for record in whole_lines(path, hint="move the run folder aside"):
             key = (record.get("kind"), *unit_of(record), record.get("step"))
             if unit_of(record) in done and key not in seen:
                 seen.add(key)
