@@ -17,7 +17,7 @@ import torch
 from . import __version__
 from .errors import BadInput
 from .methods import MethodOptions, Targets, get_method
-from .models import DEFAULT_MODEL, load_model, load_tokenizer, pick_device, resolve_model
+from .models import DEFAULT_MODEL, input_device, load_model, load_tokenizer, pick_device, resolve_model
 from .prompts import Prompt, Task, build_prompt, get_task, label_token_ids
 from .records import heatmap_record
 
@@ -63,6 +63,7 @@ class Explainer:
         self.dtype = dtype
         self.tokenizer = load_tokenizer(self.source, trust_remote_code)
         self.model = load_model(self.source, self.device, dtype, attn_implementation, trust_remote_code)
+        self.input_device = input_device(self.model)  # self.device may be a device map (map:auto)
         config = self.model.config.get_text_config()
         self.context_length = int(getattr(config, "max_position_embeddings", 0) or 0) or None
 
@@ -108,7 +109,7 @@ class Explainer:
     def _logits_at(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Plain forward pass; the float32 logits at ``positions`` (S, vocab)."""
         keep = input_ids.numel() - int(positions.min())
-        logits = self.model(input_ids[None].to(self.device), use_cache=False, logits_to_keep=keep).logits[0]
+        logits = self.model(input_ids[None].to(self.input_device), use_cache=False, logits_to_keep=keep).logits[0]
         return logits[(positions - int(positions.min())).to(logits.device)].float().cpu()
 
     def _classification(self, record_id: str, task: Task, prompt: Prompt, settings: ExplainSettings, label: str | None) -> Prepared:
@@ -153,7 +154,7 @@ class Explainer:
     @torch.no_grad()
     def _greedy(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         """Greedy decoding with transformers' generate; stops after the end-of-sequence token."""
-        ids = input_ids[None].to(self.device)
+        ids = input_ids[None].to(self.input_device)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         out = self.model.generate(
             ids,

@@ -130,14 +130,25 @@ def convert_gguf(gguf_path: Path) -> Path:
     return target
 
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
 def pick_device(device: str) -> str:
-    """``auto`` means CUDA when torch sees a GPU, else CPU."""
+    """``auto`` means CUDA when torch sees a GPU, else CPU; ``map:STRATEGY`` is kept as it is.
+
+    ``map:auto`` (or another transformers ``device_map`` strategy) spreads a model that does not fit
+    one device over every GPU, then CPU memory (accelerate places the layers).
+    """
     import torch
 
+    if device.startswith("map:"):
+        if device[4:] not in DEVICE_MAPS:
+            raise BadInput(f"unknown device map {device!r}: use one of {', '.join('map:' + m for m in DEVICE_MAPS)}")
+        return device
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise BadInput(f"unknown device {device!r}: use cpu, cuda or auto")
+        raise BadInput(f"unknown device {device!r}: use cpu, cuda, cuda:N, auto or map:auto")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput("--device cuda was asked for but torch sees no GPU")
     return device
@@ -181,16 +192,25 @@ def load_model(
     from .capture import ATTENTION_NAME, register
 
     register()
+    placement = pick_device(device)
+    device_map = {"device_map": placement[4:]} if placement.startswith("map:") else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
             model_folder(source),
             dtype=torch_dtype(dtype),
             attn_implementation=attn_implementation or ATTENTION_NAME,
             trust_remote_code=trust_remote_code,
+            **device_map,
         )
     except OSError as exc:
         raise NotFound(f"model {source.name}: {str(exc).splitlines()[0]}") from exc
-    model.to(pick_device(device))
+    if not device_map:  # a device map has placed every layer already (accelerate moves activations between them)
+        model.to(placement)
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+def input_device(model):
+    """Where the model's input ids and embeddings go: its input embedding's device (the first one of a device map)."""
+    return model.get_input_embeddings().weight.device

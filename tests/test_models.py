@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradellm_cli.errors import NotFound
+from gradellm_cli.errors import BadInput, NotFound
 from gradellm_cli.explain import Explainer, ExplainSettings
-from gradellm_cli.models import gguf_cache_folder, resolve_model
+from gradellm_cli.models import gguf_cache_folder, input_device, pick_device, resolve_model
 
 
 def test_aliases_resolve_to_the_embedded_gguf_files():
@@ -40,3 +40,34 @@ def test_cache_folder_loads_as_a_local_model_and_gives_the_same_scores(smollm2):
     reference = smollm2.explain("x", {"text": "a dull film"}, settings)[0]
     assert ours["input_ids"] == reference["input_ids"]
     torch.testing.assert_close(torch.tensor(ours["scores"]), torch.tensor(reference["scores"]))
+
+
+def test_device_map_loads_through_accelerate_and_gives_the_same_scores(smollm2, monkeypatch):
+    """``--device map:auto`` hands placement to transformers/accelerate (here every layer lands on the
+    CPU); heatmaps must equal the plainly loaded model's, and the record says how it was placed."""
+    from transformers import AutoModelForCausalLM
+
+    asked = []
+    plain = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("device_map"))
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    mapped = Explainer("smollm2", device="map:auto")
+    assert asked == ["auto"]  # placed by transformers' device map, not moved with .to()
+    assert input_device(mapped.model).type == "cpu"
+    settings = ExplainSettings(methods=["grad-ellm", "saliency"])
+    ours = mapped.explain("x", {"text": "a dull film"}, settings)
+    reference = smollm2.explain("x", {"text": "a dull film"}, settings)
+    for mine, theirs in zip(ours, reference, strict=True):
+        assert mine["config"]["device"] == "map:auto"
+        torch.testing.assert_close(torch.tensor(mine["scores"]), torch.tensor(theirs["scores"]))
+
+
+def test_unknown_device_or_device_map_is_a_one_line_error():
+    with pytest.raises(BadInput, match="unknown device map 'map:everywhere'"):
+        pick_device("map:everywhere")
+    with pytest.raises(BadInput, match="unknown device 'tpu'"):
+        pick_device("tpu")

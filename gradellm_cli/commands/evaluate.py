@@ -34,7 +34,7 @@ def evaluate(
     mask_unit: str = typer.Option("token", help="One Bernoulli draw per token, or per embedding 'element' (as ReAGent)."),
     batch_size: int = typer.Option(32, help="Perturbed inputs per forward pass."),
     gen_stride: int = typer.Option(5, help="Generation: evaluate steps 0, N, 2N, ... and average them per sequence."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N, auto (a GPU if there is one), or map:auto (spread over GPUs and CPU)."),
     model: list[str] | None = typer.Option(
         None, "--model", "-m", help="Where to load a model whose records name it by file or folder name (.gguf file or folder); repeatable."
     ),

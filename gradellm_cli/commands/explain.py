@@ -66,7 +66,7 @@ def explain(
     batch_size: int = typer.Option(16, help="Batch size for methods that run many passes."),
     output: str | None = typer.Option(None, "--output", "-o", help="JSONL file to append records to ('-' for stdout)."),
     seed: int = typer.Option(0, help="Seed for anything random (the random baseline)."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N, auto (a GPU if there is one), or map:auto (spread over GPUs and CPU)."),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     show: bool | None = typer.Option(None, "--show/--no-show", help="Print coloured heatmaps (default: unless --output -)."),
     all_tokens: bool = typer.Option(False, "--all-tokens", help="Show template tokens in the heatmap too."),

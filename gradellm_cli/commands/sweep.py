@@ -62,7 +62,7 @@ def sweep(
     metric_batch_size: int = typer.Option(32, help="Perturbed inputs per forward pass when evaluating."),
     gen_stride: int = typer.Option(5, help="Generation: evaluate steps 0, N, 2N, ... and average them per sequence."),
     seed: int = typer.Option(0, help="Seed of the random baseline and the soft perturbations."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto (under accelerate: this process's GPU)."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N, auto (under accelerate: own GPU), map:auto (spread over GPUs, CPU)."),
     dtype: str = typer.Option("float32", help="float32, bfloat16 or float16."),
     shard: str | None = typer.Option(
         None, help="Run share i of n (i/n, e.g. 0/2); default: RANK/WORLD_SIZE from the environment, else 0/1."

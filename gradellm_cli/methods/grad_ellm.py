@@ -105,7 +105,8 @@ class GradELLM(Method):
             scores = torch.zeros(targets.steps, targets.input_ids.numel())
             for step in range(targets.steps):
                 torch.autograd.grad(logits[step], [earliest], retain_graph=step < targets.steps - 1)
-                heatmap = sum(layer_heatmap(capture.layers[k], step, rows[k][step], options.attention) for k in layers)
+                # .to(): with --device map:auto the layers may sit on several devices
+                heatmap = sum(layer_heatmap(capture.layers[k], step, rows[k][step], options.attention).to(earliest.device) for k in layers)
                 scores[step] = heatmap.detach().cpu()
         return scores
 
