@@ -13,8 +13,16 @@ second (perturbed inputs x input length / seconds: the tokens the model "sees" p
 shared machine other processes slow both paths unevenly, so the ratio of CPU seconds used by this
 process is printed beside the wall-clock ratio.
 
+"compute ratio" is the tokens the loop runs through the model / the tokens the engine runs (after the
+cached prefix and duplicate masks). Where a forward pass is compute-bound at batch 1 (a small CPU) the
+speed ratio stays near it; the rest ("batching gain" = speed ratio / compute ratio) is what batching
+adds, which is where a GPU should differ. "per-mask reuse" counts the tokens an engine would run if
+each mask also reused the unperturbed keys and values up to its own first zeroed token (exact under
+causal attention; not implemented): the most that idea could save on a compute-bound device.
+
     python benchmarks/bench_metrics.py                       # SmolLM2 and Gemma-3, 2 reviews each
     python benchmarks/bench_metrics.py --models smollm2 --records 3 --max-words 120
+    python benchmarks/bench_metrics.py --device cuda         # on a GPU
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from gradellm_cli.explain import Explainer, ExplainSettings  # noqa: E402
 from gradellm_cli.metrics import MetricSettings, evaluate_record  # noqa: E402
+from gradellm_cli.metrics.engine import BatchedEngine  # noqa: E402
+from gradellm_cli.metrics.normalise import source_positions  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "imdb.jsonl"
 COMPARED = (
@@ -73,14 +83,53 @@ def timed(model, record, settings) -> tuple[dict, float, float]:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def bench_model(name: str, rows: list[dict], batch_size: int) -> dict:
-    explainer = Explainer(name, device="cpu")
+def loop_tokens(record: dict, out: dict) -> int:
+    """Tokens the one-by-one loop runs: the unperturbed input and every perturbation, each whole."""
+    return (out["perturbations"] + 1) * len(record["input_ids"])
+
+
+def engine_tokens(record: dict, out: dict) -> int:
+    """Tokens the batched engine runs: the prefix once, then the unperturbed input and each unique mask after it."""
+    start = record["source_mask"].index(True) if out["engine"] == "batched+prefix-cache" else 0
+    return start + (out["forward_rows"] + 1) * (len(record["input_ids"]) - start)
+
+
+class FirstZeroedCounter:
+    """Wraps the batched engine and counts, per mask it runs, the tokens from its first zeroed one on."""
+
+    def __init__(self, engine: BatchedEngine, source_mask: list[bool]):
+        self.engine = engine
+        self.positions = source_positions(source_mask)
+        self.tokens = engine.length  # the unperturbed input, run once in full
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def logits(self, masks):
+        for mask in masks:
+            keep = mask if mask.dim() == 1 else mask.all(dim=1)
+            zeroed = np.flatnonzero(~keep.numpy())
+            if zeroed.size:
+                self.tokens += self.engine.length - int(self.positions[zeroed[0]])
+        return self.engine.logits(masks)
+
+
+def per_mask_reuse_tokens(model, record: dict, settings: MetricSettings) -> int:
+    """Tokens a per-mask prefix reuse would run for this record (one more, untimed metric pass)."""
+    counter = FirstZeroedCounter(BatchedEngine(model, record["input_ids"], record["source_mask"]), record["source_mask"])
+    evaluate_record(model, record, settings, engine=counter)
+    return counter.tokens
+
+
+def bench_model(name: str, rows: list[dict], batch_size: int, device: str) -> dict:
+    explainer = Explainer(name, device=device)
     fast_settings = MetricSettings(batch_size=batch_size)
     slow_settings = MetricSettings(engine="one-by-one")
-    totals = dict.fromkeys(("fast", "slow", "fast_cpu", "slow_cpu", "inputs", "tokens"), 0.0)
-    print(f"\n{name}: {torch.get_num_threads()} threads, batch size {batch_size}")
-    header = ("record", "tokens", "source", "perturbed", "rows run", "engine s", "one-by-one s", "ratio", "cpu ratio", "max diff")
-    print("  {:<24} {:>6} {:>6} {:>9} {:>8} {:>9} {:>12} {:>6} {:>9} {:>9}".format(*header))
+    totals = dict.fromkeys(("fast", "slow", "fast_cpu", "slow_cpu", "inputs", "tokens", "loop_tokens", "fast_tokens", "reuse_tokens"), 0.0)
+    print(f"\n{name}: {explainer.device}, {torch.get_num_threads()} threads, batch size {batch_size}")
+    header = ("record", "tokens", "source", "perturbed", "rows run", "engine s", "one-by-one s")
+    header += ("ratio", "cpu ratio", "compute", "max diff")
+    print("  {:<24} {:>6} {:>6} {:>9} {:>8} {:>9} {:>12} {:>6} {:>9} {:>7} {:>9}".format(*header))
     for row in rows:
         record = explainer.explain(row["id"], {"text": row["text"]}, ExplainSettings(task="sentiment"))[0]
         evaluate_record(explainer.model, record, MetricSettings(metrics=("soft",), samples=1))  # warm-up
@@ -90,14 +139,19 @@ def bench_model(name: str, rows: list[dict], batch_size: int) -> dict:
             print(f"  {row['id']}: no metrics ({fast.get('error') or slow.get('error')})")
             continue
         length = len(record["input_ids"])
+        compute = loop_tokens(record, fast) / engine_tokens(record, fast)
         print(
             f"  {row['id']:<24} {length:>6} {fast['source_tokens']:>6} {fast['perturbations']:>9} {fast['forward_rows']:>8} "
-            f"{fast_s:>9.1f} {slow_s:>12.1f} {slow_s / fast_s:>5.1f}x {slow_cpu / fast_cpu:>8.1f}x {largest_difference(fast, slow):>9.1e}"
+            f"{fast_s:>9.1f} {slow_s:>12.1f} {slow_s / fast_s:>5.1f}x {slow_cpu / fast_cpu:>8.1f}x {compute:>6.2f}x "
+            f"{largest_difference(fast, slow):>9.1e}"
         )
         for key, value in (("fast", fast_s), ("slow", slow_s), ("fast_cpu", fast_cpu), ("slow_cpu", slow_cpu)):
             totals[key] += value
         totals["inputs"] += fast["perturbations"]
         totals["tokens"] += fast["perturbations"] * length
+        totals["loop_tokens"] += loop_tokens(record, fast)
+        totals["fast_tokens"] += engine_tokens(record, fast)
+        totals["reuse_tokens"] += per_mask_reuse_tokens(explainer.model, record, fast_settings)
     if totals["fast"]:
         print(
             f"  total: engine {totals['fast']:.1f} s ({fast['engine']}), one-by-one {totals['slow']:.1f} s: "
@@ -106,6 +160,16 @@ def bench_model(name: str, rows: list[dict], batch_size: int) -> dict:
         for label, seconds in (("engine", totals["fast"]), ("one-by-one", totals["slow"])):
             rate, tokens = totals["inputs"] / seconds, totals["tokens"] / seconds
             print(f"  {label:>10}: {rate:6.2f} perturbed inputs/s, {tokens:8.0f} input tokens/s (wall)")
+        compute = totals["loop_tokens"] / totals["fast_tokens"]
+        speed = totals["slow"] / totals["fast"]
+        print(
+            f"  compute ratio (tokens run: loop {totals['loop_tokens']:.0f} / engine {totals['fast_tokens']:.0f}) {compute:.2f}x; "
+            f"batching gain (speed ratio / compute ratio) {speed / compute:.2f}x"
+        )
+        print(
+            f"  per-mask reuse would run {totals['reuse_tokens']:.0f} tokens: "
+            f"{1 - totals['reuse_tokens'] / totals['fast_tokens']:.0%} fewer than the engine"
+        )
     return totals
 
 
@@ -116,6 +180,7 @@ def main() -> None:
     parser.add_argument("--max-words", type=int, default=60, help="skip longer reviews (0: none), to keep the one-by-one loop short")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
@@ -127,7 +192,7 @@ def main() -> None:
     print("load average before: {:.1f} {:.1f} {:.1f} on {} CPUs (other processes slow both paths)".format(*os.getloadavg(), os.cpu_count()))
     summary = {}
     for name in args.models.split(","):
-        totals = bench_model(name.strip(), rows, args.batch_size)
+        totals = bench_model(name.strip(), rows, args.batch_size, args.device)
         if totals["fast"]:
             summary[name] = (totals["slow"] / totals["fast"], totals["slow_cpu"] / totals["fast_cpu"])
     print("\nload average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
