@@ -283,3 +283,19 @@ def test_bad_input_is_a_one_line_error(app, tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(metrics.read_bytes() + b"{oops\n")
     assert "line" in failure(invoke(app, "render", "--table", str(broken)), BadInput)
+
+
+def test_reports_of_an_unfinished_sweep_say_they_are_partial(tmp_path):
+    """Tables made while a sweep runs cover its finished units only, and every file says so."""
+    records = [metric("sst2-test-0", method) | {"dataset": "sst2"} for method in OFFSETS]
+    run = tmp_path / "run"
+    write(run / "metrics.jsonl", records)
+    done = [{"unit": ["sst2", "smollm2", r["method"], "sst2-test-0"], "heatmaps": 1, "metrics": 1} for r in records[:3]]
+    write(run / "done.jsonl", done)
+    (run / "manifest.json").write_bytes(orjson.dumps({"plan": {"units": 8}}))
+    write_reports(run)
+    assert "**Note: partial run: 3 of 8 units done;" in (run / "table1.md").read_text()
+    assert len(collect(run).rows) == 3  # the unit without a done line is not counted
+    write(run / "done.jsonl", done + [{"unit": ["sst2", "smollm2", "x", f"y{i}"]} for i in range(5)])
+    write_reports(run)
+    assert "partial run" not in (run / "table1.md").read_text()

@@ -38,9 +38,12 @@ def write_reports(source: Path | str, out_dir: Path | str | None = None, *, seed
     collection = collect(source, dataset_of)
     tables = report_tables(collection, seed)
     target = Path(out_dir) if out_dir is not None else (source if source.is_dir() else source.parent)
-    written = _write_files(tables, target, seed)  # before printing: a closed pipe must not lose the files
+    partial = partial_note(source)
+    written = _write_files(tables, target, seed, partial)  # before printing: a closed pipe must not lose the files
     if console is not None:
         print_reports(collection, tables, console)
+        if partial:
+            console.print(f"note: {partial}", style="yellow", markup=False, highlight=False)
         for stem, keys in REPORT_FILES.items():
             if not any(t.key in keys for t in tables):
                 console.print(f"note: {stem}: {MISSING[stem]}", style="yellow", markup=False, highlight=False)
@@ -59,13 +62,27 @@ def print_reports(collection: Collection, tables: list[Table], console: Console)
                   "(generation steps, duplicates)", style="dim", markup=False, highlight=False)
 
 
-def _write_files(tables: list[Table], target: Path, seed: int) -> list[Path]:
+def partial_note(source: Path) -> str | None:
+    """A sentence for the reports of a sweep run folder whose units are not all done yet, else None."""
+    if not source.is_dir():
+        return None
+    from ..sweep.store import run_progress
+
+    progress = run_progress(source)
+    if progress is None or progress[0] >= progress[1]:
+        return None
+    return f"partial run: {progress[0]} of {progress[1]} units done; these tables cover the finished units only"
+
+
+def _write_files(tables: list[Table], target: Path, seed: int, partial: str | None = None) -> list[Path]:
     written = []
     try:
         target.mkdir(parents=True, exist_ok=True)
         for stem, keys in REPORT_FILES.items():
             chosen = [t for t in tables if t.key in keys]
             markdown = "\n".join(markdown_table(t, seed) for t in chosen) or f"Note: {MISSING[stem]}.\n"
+            if partial:
+                markdown = f"**Note: {partial}.**\n\n{markdown}"
             for suffix, text in ((".md", markdown), (".csv", csv_text(chosen))):
                 path = target / f"{stem}{suffix}"
                 path.write_text(text, encoding="utf-8")

@@ -42,6 +42,18 @@ def done_units(run_dir: Path) -> set[UnitKey]:
     return set(done_lines(run_dir))
 
 
+def run_progress(run_dir: Path) -> tuple[int, int] | None:
+    """(units done, units planned) of a sweep run folder; None where it has no manifest with a plan.
+
+    Reports made while a sweep runs (or after it stopped) say with this that they are partial.
+    """
+    try:
+        planned = orjson.loads((run_dir / "manifest.json").read_bytes())["plan"]["units"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (len(done_units(run_dir)), int(planned)) if isinstance(planned, int) else None
+
+
 def done_lines(run_dir: Path) -> dict[UnitKey, dict[str, Any]]:
     """The done line of every committed unit (``failed`` marks a unit that could not be explained)."""
     done: dict[UnitKey, dict[str, Any]] = {}
