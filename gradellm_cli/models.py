@@ -206,6 +206,7 @@ def load_model(
         raise NotFound(f"model {source.name}: {str(exc).splitlines()[0]}") from exc
     if not device_map:  # a device map has placed every layer already (accelerate moves activations between them)
         model.to(placement)
+    contiguous_lm_head(model)
     model.eval()
     model.requires_grad_(False)
     return model
@@ -214,3 +215,25 @@ def load_model(
 def input_device(model):
     """Where the model's input ids and embeddings go: its input embedding's device (the first one of a device map)."""
     return model.get_input_embeddings().weight.device
+
+
+def contiguous_lm_head(model) -> None:
+    """Give the LM head a contiguous input: one matrix product per batch instead of one per row.
+
+    With ``logits_to_keep`` transformers slices the hidden states (``h[:, -k:, :]``, a strided view)
+    before the LM head, and ``torch.nn.functional.linear`` on a strided 3-D input goes through a
+    batched product that reads the whole (vocabulary x hidden) weight once per batch row. For
+    Gemma-3's 262k-token vocabulary that is 671 MB per row: 28% of a 32-row metric batch on a CPU
+    (measured). A contiguous copy of the few kept rows folds into one product that reads the weight
+    once; the numbers differ only by float summation order.
+    """
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.register_forward_pre_hook(_contiguous_first_argument)
+
+
+def _contiguous_first_argument(module, args):
+    """Forward pre-hook: the input tensor made contiguous (a no-op for one that already is)."""
+    if args and hasattr(args[0], "contiguous"):
+        return (args[0].contiguous(), *args[1:])
+    return None

@@ -71,3 +71,24 @@ def test_unknown_device_or_device_map_is_a_one_line_error():
         pick_device("map:everywhere")
     with pytest.raises(BadInput, match="unknown device 'tpu'"):
         pick_device("tpu")
+
+
+def test_lm_head_gets_a_contiguous_input_and_the_same_logits(explainer):
+    """load_model makes the LM head's input contiguous (one matrix product for a batch, not one pass
+    over the vocabulary weight per row); the logits must still be hidden state x weight."""
+    model = explainer.model
+    seen = []
+    handle = model.get_output_embeddings().register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    try:
+        embeds = torch.randn(4, 7, model.config.get_text_config().hidden_size) * 0.1
+        with torch.inference_mode():
+            logits = model(inputs_embeds=embeds, use_cache=False, logits_to_keep=1).logits[:, -1]
+            hidden = model.base_model(inputs_embeds=embeds, use_cache=False).last_hidden_state[:, -1]
+    finally:
+        handle.remove()
+    assert seen == [True]  # registered after gradellm's own hook, so it sees what the head computes on
+    reference = hidden.double() @ model.get_output_embeddings().weight.double().T
+    softcap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    if softcap:
+        reference = torch.tanh(reference / softcap) * softcap
+    torch.testing.assert_close(logits.double(), reference, atol=1e-4, rtol=1e-5)
