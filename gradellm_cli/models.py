@@ -213,8 +213,16 @@ def load_model(
 
 
 def input_device(model):
-    """Where the model's input ids and embeddings go: its input embedding's device (the first one of a device map)."""
-    return model.get_input_embeddings().weight.device
+    """Where the model's input ids and embeddings go: its input embedding's device (the first one of a device map).
+
+    Under a device map accelerate may keep an offloaded module's weights on ``meta`` and run it on its
+    hook's ``execution_device``; that device is the one inputs must go to.
+    """
+    import torch
+
+    embedding = model.get_input_embeddings()
+    execution = getattr(getattr(embedding, "_hf_hook", None), "execution_device", None)
+    return torch.device(execution) if execution is not None else embedding.weight.device
 
 
 def contiguous_lm_head(model) -> None:

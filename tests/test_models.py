@@ -9,6 +9,7 @@ import torch
 
 from gradellm_cli.errors import BadInput, NotFound
 from gradellm_cli.explain import Explainer, ExplainSettings
+from gradellm_cli.metrics import MetricSettings, evaluate_record
 from gradellm_cli.models import gguf_cache_folder, input_device, pick_device, resolve_model
 
 
@@ -58,12 +59,18 @@ def test_device_map_loads_through_accelerate_and_gives_the_same_scores(smollm2, 
     mapped = Explainer("smollm2", device="map:auto")
     assert asked == ["auto"]  # placed by transformers' device map, not moved with .to()
     assert input_device(mapped.model).type == "cpu"
-    settings = ExplainSettings(methods=["grad-ellm", "saliency"])
+    settings = ExplainSettings(methods=["grad-ellm", "saliency", "attention", "value-zeroing"])
     ours = mapped.explain("x", {"text": "a dull film"}, settings)
     reference = smollm2.explain("x", {"text": "a dull film"}, settings)
     for mine, theirs in zip(ours, reference, strict=True):
         assert mine["config"]["device"] == "map:auto"
         torch.testing.assert_close(torch.tensor(mine["scores"]), torch.tensor(theirs["scores"]))
+    metric_settings = MetricSettings(metrics=("soft", "deletion-insertion"), samples=1)
+    mapped_metrics = evaluate_record(mapped.model, ours[0], metric_settings)
+    plain_metrics = evaluate_record(smollm2.model, reference[0], metric_settings)
+    assert mapped_metrics["kind"] == plain_metrics["kind"] == "metric"
+    for key in ("delta0", "soft_ns", "soft_nc", "deletion_curve", "insertion_curve"):
+        torch.testing.assert_close(torch.tensor(mapped_metrics[key]), torch.tensor(plain_metrics[key]), atol=1e-5, rtol=0)
 
 
 def test_unknown_device_or_device_map_is_a_one_line_error():

@@ -16,7 +16,7 @@ import pytest
 from gradellm_cli.errors import BadInput
 from gradellm_cli.sweep import read_run
 from gradellm_cli.sweep.plan import parse_limits
-from gradellm_cli.sweep.sharding import Shard, parse_shard
+from gradellm_cli.sweep.sharding import Shard, parse_shard, process_device
 
 SMALL = ["--models", "smollm2", "--datasets", "sst2", "--methods", "random,attention", "--limit", "2"]
 FAST = ["--metrics", "soft", "--samples", "1", "--device", "cpu"]
@@ -139,6 +139,14 @@ def test_limits_and_shards_parse():
     assert parse_shard(None, {}) == Shard(0, 1)
     with pytest.raises(BadInput):
         parse_shard("4/4")
+
+
+def test_a_device_map_is_refused_under_a_multi_process_launch():
+    """map:auto spreads one model over every GPU; several processes would each load a copy there."""
+    with pytest.raises(BadInput, match="run it as one process"):
+        process_device("map:auto", {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})
+    assert process_device("map:auto", {}) == "map:auto"
+    assert process_device("cpu", {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}) == "cpu"
 
 
 def _records(dataset: str, method: str, record_id: str, steps: list[int]) -> tuple[list[dict], list[dict]]:

@@ -84,6 +84,7 @@ def sweep(
 
     started = time.perf_counter()
     the_shard = parse_shard(shard)
+    placement = process_device(device)  # before anything is written: a device map under a multi-process launch is refused
     names = split_list(datasets, "datasets")
     options = SweepOptions(
         models=split_list(models, "models"),
@@ -127,7 +128,7 @@ def sweep(
     store.open()
     try:
         groups = [group for group in plan.groups if the_shard.owns(group.index)]
-        outcome = run_sweep(plan, options, groups, done_lines(run_dir), store, process_device(device))
+        outcome = run_sweep(plan, options, groups, done_lines(run_dir), store, placement)
     finally:
         store.close()
     where = f" (shard {the_shard})" if the_shard.count > 1 else ""

@@ -79,7 +79,7 @@ class ZeroValues:
         self.handles: list = []
 
     def _hook(self, module, inputs, output):
-        return output * self.keep.to(output.dtype)
+        return output * self.keep.to(device=output.device, dtype=output.dtype)  # layers may sit on several devices
 
     def __enter__(self) -> ZeroValues:
         self.handles = [module.register_forward_hook(self._hook) for module in self.modules]

@@ -57,8 +57,14 @@ def shard_from_env(environ) -> Shard:
 
 
 def process_device(device: str, environ=None) -> str:
-    """Under a multi-process launch, ``auto`` means this process's own GPU (``cuda:LOCAL_RANK``)."""
+    """Under a multi-process launch, ``auto`` means this process's own GPU (``cuda:LOCAL_RANK``).
+
+    A device map (``map:...``) spreads one model over every GPU, so several processes would each load
+    a copy over the same GPUs: refused; use one process with ``map:auto``, or ``auto`` per process.
+    """
     environ = os.environ if environ is None else environ
+    if device.startswith("map:") and int(environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise BadInput(f"--device {device} spreads one model over all GPUs: run it as one process, not under a multi-process launch")
     if device != "auto" or "LOCAL_RANK" not in environ:
         return device
     import torch
