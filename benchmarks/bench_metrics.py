@@ -117,7 +117,9 @@ class FirstZeroedCounter:
 def per_mask_reuse_tokens(model, record: dict, settings: MetricSettings) -> int:
     """Tokens a per-mask prefix reuse would run for this record (one more, untimed metric pass)."""
     counter = FirstZeroedCounter(BatchedEngine(model, record["input_ids"], record["source_mask"]), record["source_mask"])
-    evaluate_record(model, record, settings, engine=counter)
+    out = evaluate_record(model, record, settings, engine=counter)
+    if out["kind"] != "metric":
+        raise RuntimeError(f"{record['id']}: the counting pass gave no metrics ({out.get('error')})")
     return counter.tokens
 
 
