@@ -63,7 +63,7 @@ def process_device(device: str, environ=None) -> str:
     a copy over the same GPUs: refused; use one process with ``map:auto``, or ``auto`` per process.
     """
     environ = os.environ if environ is None else environ
-    if device.startswith("map:") and int(environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if device.startswith("map:") and shard_from_env(environ).count > 1:
         raise BadInput(f"--device {device} spreads one model over all GPUs: run it as one process, not under a multi-process launch")
     if device != "auto" or "LOCAL_RANK" not in environ:
         return device
