@@ -13,7 +13,7 @@ from rich.console import Console
 
 from ..errors import OutputError
 from .format import csv_text, markdown_table, rich_tables
-from .load import Collection, collect
+from .load import Collection, collect, run_progress
 from .plot import plot_pi_curves
 from .tables import Table, report_tables
 
@@ -64,10 +64,6 @@ def print_reports(collection: Collection, tables: list[Table], console: Console)
 
 def partial_note(source: Path) -> str | None:
     """A sentence for the reports of a sweep run folder whose units are not all done yet, else None."""
-    if not source.is_dir():
-        return None
-    from ..sweep.store import run_progress
-
     progress = run_progress(source)
     if progress is None or progress[0] >= progress[1]:
         return None

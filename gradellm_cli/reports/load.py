@@ -98,12 +98,12 @@ def collect(sources: Path | Iterable[Path], dataset_of: Mapping[str, str] | None
 
 def _records(path: Path) -> Iterable[dict[str, Any]]:
     """The records of a file or folder. A ``gradellm sweep`` run folder (it has ``done*.jsonl``) is read
-    through :func:`gradellm_cli.sweep.store.read_run`: finished units only, every shard merged, no
+    through :func:`gradellm_cli.sweep.store.read_run_metrics`: finished units only, every shard merged, no
     duplicates, so a report made during a run or after a kill never counts a half-written unit."""
     if path.is_dir() and any(path.glob("done*.jsonl")):
-        from ..sweep.store import read_run
+        from ..sweep.store import read_run_metrics
 
-        return read_run(path)[1]
+        return read_run_metrics(path)
     return [record for file in metric_files(path) for record in whole_lines(file)]
 
 
@@ -172,6 +172,20 @@ def _manifest(path: Path) -> dict[str, Any]:
     except (OSError, orjson.JSONDecodeError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
+
+
+def run_progress(path: Path) -> tuple[int, int] | None:
+    """(units done, units planned) of a sweep run folder; None for a file or a folder without a planned
+    unit count. Reports made while a sweep runs (or after it stopped) use it to say they are partial."""
+    if not path.is_dir():
+        return None
+    plan = _manifest(path / "manifest.json").get("plan")
+    planned = plan.get("units") if isinstance(plan, dict) else None
+    if not isinstance(planned, int):
+        return None
+    from ..sweep.store import done_units
+
+    return len(done_units(path)), planned
 
 
 def _manifest_path(path: Path) -> Path:

@@ -42,18 +42,6 @@ def done_units(run_dir: Path) -> set[UnitKey]:
     return set(done_lines(run_dir))
 
 
-def run_progress(run_dir: Path) -> tuple[int, int] | None:
-    """(units done, units planned) of a sweep run folder; None where it has no manifest with a plan.
-
-    Reports made while a sweep runs (or after it stopped) say with this that they are partial.
-    """
-    try:
-        planned = orjson.loads((run_dir / "manifest.json").read_bytes())["plan"]["units"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return (len(done_units(run_dir)), int(planned)) if isinstance(planned, int) else None
-
-
 def done_lines(run_dir: Path) -> dict[UnitKey, dict[str, Any]]:
     """The done line of every committed unit (``failed`` marks a unit that could not be explained)."""
     done: dict[UnitKey, dict[str, Any]] = {}
@@ -119,6 +107,11 @@ def read_run(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, 
         raise BadInput(f"{run_dir} is not a sweep run folder")
     done = done_units(run_dir)
     return _merged(run_dir, HEATMAPS, done), _merged(run_dir, METRICS, done)
+
+
+def read_run_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The metric records of :func:`read_run` alone, without reading the (larger) heatmap files."""
+    return _merged(run_dir, METRICS, done_units(run_dir))
 
 
 def _merged(run_dir: Path, stem: str, done: set[UnitKey]) -> list[dict[str, Any]]:
