@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gradellm_cli.commands.options import PI_GRID_DEFAULT
 from gradellm_cli.errors import BadInput
 from gradellm_cli.explain import ExplainSettings
 from gradellm_cli.metrics import (
@@ -322,6 +323,7 @@ def test_sequence_record_averages_evaluated_steps():
 
 def test_parse_settings():
     assert parse_pi_grid("0.05:0.95:0.05") == DEFAULT_PI_GRID
+    assert parse_pi_grid(PI_GRID_DEFAULT) == MetricSettings().pi_grid  # the CLI's --pi-grid default is the settings' grid
     assert parse_pi_grid("0.1, 0.5,0.9") == (0.1, 0.5, 0.9)
     for bad in ("0.5", "0:1:0.5", "0.5,0.2", "a:b:c", "0.1:0.9:0"):
         with pytest.raises(BadInput):

@@ -14,6 +14,18 @@ from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse
 from ..metrics.records import check_heatmap
 from ..progress import progress_bar
 from ..records import ERROR, METRIC, SCHEMA_VERSION
+from .options import (
+    METRIC_DEFAULTS,
+    PI_GRID_DEFAULT,
+    Device,
+    GenStride,
+    MaskUnit,
+    Metrics,
+    OnError,
+    Overwrite,
+    PiGrid,
+    Samples,
+)
 
 EXAMPLES = """
 Examples:
@@ -27,19 +39,19 @@ Examples:
 def evaluate(
     heatmaps: str = typer.Option("-", "--heatmaps", "-i", help="JSONL file of heatmap records from `gradellm explain` ('-' for stdin)."),
     output: str = typer.Option("-", "--output", "-o", help="JSONL file to append metric records to ('-' for stdout)."),
-    metrics: str = typer.Option("all", help="soft, pi, deletion-insertion (comma-separated), or all."),
-    pi_grid: str = typer.Option("0.05:0.95:0.05", help="Retaining probabilities pi: start:stop:step (stop included) or a comma list."),
-    samples: int = typer.Option(3, help="Soft perturbations per pi (and for raw Soft-NS/NC), averaged."),
+    metrics: Metrics = "all",
+    pi_grid: PiGrid = PI_GRID_DEFAULT,
+    samples: Samples = METRIC_DEFAULTS.samples,
     seed: int = typer.Option(0, help="Seed of the soft perturbations (with the record id, model and step)."),
-    mask_unit: str = typer.Option("token", help="One Bernoulli draw per token, or per embedding 'element' (as ReAGent)."),
-    batch_size: int = typer.Option(32, help="Perturbed inputs per forward pass."),
-    gen_stride: int = typer.Option(5, help="Generation: evaluate steps 0, N, 2N, ... and average them per sequence."),
-    device: str = typer.Option("auto", help="cpu, cuda, cuda:N, auto (a GPU if there is one), or map:auto (spread over GPUs and CPU)."),
+    mask_unit: MaskUnit = METRIC_DEFAULTS.mask_unit,
+    batch_size: int = typer.Option(METRIC_DEFAULTS.batch_size, help="Perturbed inputs per forward pass."),
+    gen_stride: GenStride = METRIC_DEFAULTS.gen_stride,
+    device: Device = "auto",
     model: list[str] | None = typer.Option(
         None, "--model", "-m", help="Where to load a model whose records name it by file or folder name (.gguf file or folder); repeatable."
     ),
-    on_error: str = typer.Option("skip", help="A malformed record: 'skip' writes an error record and goes on, 'stop' ends the run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start --output afresh instead of resuming it."),
+    on_error: OnError = "skip",
+    overwrite: Overwrite = False,
 ) -> None:
     """Measure how faithful heatmaps are: Soft-NS/NC, pi-Soft-NS/NC curves and AUC, Deletion/Insertion.
 

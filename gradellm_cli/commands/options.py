@@ -1,0 +1,58 @@
+"""Command-line options that several commands share, declared once (Typer's ``Annotated`` form).
+
+``explain`` and ``sweep`` share the data-selection and method options, ``evaluate`` and ``sweep`` the
+metric options. Declaring each once keeps their flags, help texts and defaults from drifting apart;
+the defaults come from the settings objects the options fill (:class:`MethodOptions`,
+:class:`MetricSettings`), so a default changes in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..methods import MethodOptions
+from ..metrics import MetricSettings
+
+METHOD_DEFAULTS = MethodOptions()
+METRIC_DEFAULTS = MetricSettings()
+PI_GRID_DEFAULT = "0.05:0.95:0.05"  # the method notes' grid, as --pi-grid spells it (MetricSettings.pi_grid)
+
+# Data selection (explain --dataset, sweep --datasets).
+DataDir = Annotated[
+    str | None, typer.Option(help="Folder of the built-in data files (default: $GRADELLM_DATA, shared/data, hub).")
+]
+Offset = Annotated[int, typer.Option(help="Records of each dataset to skip first.")]
+ShuffleSeed = Annotated[
+    int | None, typer.Option(help="Shuffle each dataset with this seed before --offset/--limit (default: file order).")
+]
+Balanced = Annotated[bool, typer.Option("--balanced", help="Equal numbers of records per label (classification datasets).")]
+BoolqContext = Annotated[
+    str | None, typer.Option(help="BoolQ passage slot: evidence (default where present) or passage (full document).")
+]
+
+# Explaining.
+Target = Annotated[str, typer.Option(help="Classification target: predicted, gold, or a word.")]
+MaxNewTokens = Annotated[int, typer.Option(help="Tokens to generate and explain for generation tasks.")]
+Layers = Annotated[str, typer.Option(help="Grad-ELLM layers: all, last:N, or a list like 0,5,-1.")]
+Attention = Annotated[str, typer.Option(help="Grad-ELLM token weights: loosened (min-max) or softmax.")]
+IgSteps = Annotated[int, typer.Option(help="Integrated-gradients steps.")]
+TargetFn = Annotated[str, typer.Option(help="Gradient baselines explain the target's probability or logit.")]
+MethodBatchSize = Annotated[int, typer.Option(help="Batch size of methods that run many passes.")]
+Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]
+Device = Annotated[
+    str,
+    typer.Option(help="cpu, cuda, cuda:N, auto (a GPU if there is one; under accelerate: its own), map:auto (over GPUs and CPU)."),
+]
+
+# Evaluating.
+Metrics = Annotated[str, typer.Option(help="soft, pi, deletion-insertion (comma-separated), or all.")]
+PiGrid = Annotated[str, typer.Option(help="Retaining probabilities pi: start:stop:step (stop included) or a comma list.")]
+Samples = Annotated[int, typer.Option(help="Soft perturbations per pi (and for raw Soft-NS/NC), averaged.")]
+MaskUnit = Annotated[str, typer.Option(help="One Bernoulli draw per token, or per embedding 'element' (as ReAGent).")]
+GenStride = Annotated[int, typer.Option(help="Generation: evaluate steps 0, N, 2N, ... and average them per sequence.")]
+
+# Record streams (explain, evaluate).
+OnError = Annotated[str, typer.Option(help="A bad record: 'skip' reports it and goes on, 'stop' ends the run.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Start --output afresh instead of resuming it.")]
