@@ -50,6 +50,22 @@ def read_jsonl(path: str) -> Iterator[InputLine]:
             handle.close()
 
 
+def check_input(path: str) -> None:
+    """Fail now, with the one-line error reading would give, if ``path`` cannot be read: commands call
+    this before loading a model or writing anything (``read_jsonl`` is lazy and would fail later)."""
+    handle = _open_input(path)
+    if handle is not sys.stdin.buffer:
+        handle.close()
+
+
+def count_lines(path: str) -> int | None:
+    """Non-blank lines of a JSONL file, for a progress bar's total; None for stdin or an unreadable path."""
+    if path == "-" or not Path(path).is_file():
+        return None
+    with open(path, "rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
 def _open_input(path: str) -> IO[bytes]:
     if path == "-":
         return sys.stdin.buffer

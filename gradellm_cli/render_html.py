@@ -8,7 +8,7 @@ Weights, as in the terminal view of ``view.py``:
 
 * default: score / the largest score among the units shown (negative scores show as 0);
 * top-p (``top_p=pi``): the source scores divided by their max, then the pi transform of the metrics
-  (``s -> s**alpha`` with mean pi, alpha by bisection on log alpha, eps floor 1e-6:
+  (``s -> s**alpha`` with mean pi, alpha by bisection on log alpha, scores squeezed into [eps, 1 - eps]:
   :func:`gradellm_cli.metrics.pi_transform`), i.e. each token's keep-probability in pi-Soft-NC/NS;
   a unit is *kept* (bold) when that probability is >= 0.5. Template tokens (``all_tokens``) are not
   part of the transform: weight 0, never kept.

@@ -6,8 +6,10 @@ model cached by ``Explainer`` per process, so each case costs a forward and a ba
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -103,6 +105,9 @@ def test_resume_trims_a_partial_last_line_and_refuses_other_options(tmp_path):
         (["explain", "hi", "--target", "Maybe so"], 2, "not one"),
         (["explain", "--input", "/no/such/file.jsonl"], 3, "does not exist"),
         (["explain", "hi", "--layers", "99"], 2, "does not exist"),
+        (["explain", "hi", "--bogus"], 2, "No such option: --bogus"),
+        (["explain", "hi", "--ig-steps", "many"], 2, "Invalid value for '--ig-steps'"),
+        (["no-such-command"], 2, "No such command"),
     ],
 )
 def test_bad_input_is_one_line_and_an_exit_code(args, code, message):
@@ -110,6 +115,26 @@ def test_bad_input_is_one_line_and_an_exit_code(args, code, message):
     err = result.stderr.decode().strip()
     assert result.returncode == code, err
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_ctrl_c_is_one_line_exit_130_and_a_rerun_completes_without_duplicates(tmp_path):
+    """SIGINT mid-run (as Ctrl-C sends it): whole records kept, one line, exit 130; the rerun resumes."""
+    out = tmp_path / "h.jsonl"
+    args = ["explain", "--dataset", "sst2", "--limit", "40", "--output", str(out), "--no-show"]
+    process = subprocess.Popen([sys.executable, "-m", "gradellm_cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (out.exists() and out.read_bytes().count(b"\n") >= 2) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    err = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("gradellm: interrupted") and "Traceback" not in err
+    kept = [r["id"] for r in read_records(out)]  # every line parses: nothing half-written
+    assert 2 <= len(kept) < 40
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr.decode()
+    ids = [r["id"] for r in read_records(out)]
+    assert len(ids) == len(set(ids)) == 40 and ids[: len(kept)] == kept
 
 
 def test_input_longer_than_the_context_is_refused(smollm2):

@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from ..errors import EXIT_SKIPPED, BadInput, GradellmError, NotFound, one_line_errors
-from ..jsonl import JsonlWriter, completed_lines, read_jsonl
+from ..errors import EXIT_SKIPPED, BadInput, GradellmError, one_line_errors
+from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
 from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
 from ..metrics.records import check_heatmap
 from ..progress import progress_bar
@@ -21,7 +21,6 @@ from .options import (
     GenStride,
     MaskUnit,
     Metrics,
-    OnError,
     Overwrite,
     PiGrid,
     Samples,
@@ -50,7 +49,7 @@ def evaluate(
     model: list[str] | None = typer.Option(
         None, "--model", "-m", help="Where to load a model whose records name it by file or folder name (.gguf file or folder); repeatable."
     ),
-    on_error: OnError = "skip",
+    on_error: str = typer.Option("skip", help="A malformed record: 'skip' writes an error record and goes on, 'stop' ends the run."),
     overwrite: Overwrite = False,
 ) -> None:
     """Measure how faithful heatmaps are: Soft-NS/NC, pi-Soft-NS/NC curves and AUC, Deletion/Insertion.
@@ -80,7 +79,7 @@ def _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batc
     )
     if heatmaps == "-" and sys.stdin.isatty():
         raise BadInput("no heatmap records on stdin: pass --heatmaps FILE, or pipe `gradellm explain ... --output -` into this")
-    _check_input(heatmaps)
+    check_input(heatmaps)
     done = _resume(output, overwrite, settings)
     evaluator = Evaluator(settings, ModelPool(device, _model_specs(model or [])))
     failures, undefined = _run(evaluator, heatmaps, output, done, on_error)
@@ -117,28 +116,11 @@ def _resume(output: str, overwrite: bool, settings: MetricSettings) -> dict[tupl
     return done
 
 
-def _check_input(path: str) -> None:
-    """A missing or unreadable --heatmaps file is an error before anything is written."""
-    if path == "-":
-        return
-    if not Path(path).exists():
-        raise NotFound(f"input file {path} does not exist")
-    if Path(path).is_dir():
-        raise BadInput(f"input {path} is a folder, not a JSONL file")
-
-
-def _count(path: str) -> int | None:
-    if path == "-" or not Path(path).is_file():
-        return None
-    with open(path, "rb") as handle:
-        return sum(1 for raw in handle if raw.strip())
-
-
 def _run(evaluator: Evaluator, heatmaps: str, output: str, done: dict, on_error: str) -> tuple[int, int]:
     failures = undefined = 0
     seen: set[tuple] = set()
     lines = read_jsonl(heatmaps)
-    with JsonlWriter(output) as writer, progress_bar("evaluating", _count(heatmaps)) as advance:
+    with JsonlWriter(output) as writer, progress_bar("evaluating", count_lines(heatmaps)) as advance:
         for line in lines:
             advance()
             record = line.data

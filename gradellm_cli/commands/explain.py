@@ -12,12 +12,13 @@ from rich.console import Console
 
 from ..errors import BadInput, GradellmError
 from ..explain import Explainer, ExplainSettings
-from ..jsonl import JsonlWriter, completed_lines, read_jsonl
+from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
 from ..methods import MethodOptions, parse_methods
 from ..progress import progress_bar
 from ..prompts import get_task
 from ..view import print_heatmap
 from .options import (
+    EXPLAIN_DEFAULTS,
     METHOD_DEFAULTS,
     Attention,
     Balanced,
@@ -30,7 +31,6 @@ from .options import (
     MaxNewTokens,
     MethodBatchSize,
     Offset,
-    OnError,
     Overwrite,
     ShuffleSeed,
     Target,
@@ -76,8 +76,8 @@ def explain(
     task: str | None = typer.Option(None, help="Prompt template: sentiment (default), boolq, generate or raw; a --dataset brings its own."),
     model: str = typer.Option("smollm2", "--model", "-m", help="Alias (smollm2, gemma3), .gguf file, model folder or hub id."),
     method: str = typer.Option("grad-ellm", help="Method name(s), comma-separated, or 'all' (see `gradellm methods`)."),
-    target: Target = "predicted",
-    max_new_tokens: MaxNewTokens = 20,
+    target: Target = EXPLAIN_DEFAULTS.target,
+    max_new_tokens: MaxNewTokens = EXPLAIN_DEFAULTS.max_new_tokens,
     layers: Layers = METHOD_DEFAULTS.layers,
     attention: Attention = METHOD_DEFAULTS.attention,
     ig_steps: IgSteps = METHOD_DEFAULTS.ig_steps,
@@ -89,7 +89,7 @@ def explain(
     dtype: Dtype = "float32",
     show: bool | None = typer.Option(None, "--show/--no-show", help="Print coloured heatmaps (default: unless --output -)."),
     all_tokens: bool = typer.Option(False, "--all-tokens", help="Show template tokens in the heatmap too."),
-    on_error: OnError = "skip",
+    on_error: str = typer.Option("skip", help="A bad record: 'skip' reports it and goes on, 'stop' ends the run."),
     overwrite: Overwrite = False,
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub (off by default)."),
 ) -> None:
@@ -127,7 +127,8 @@ def explain(
     elif text is not None:
         inputs, total = _from_text(text), 1
     else:
-        inputs, total = _from_jsonl(input, task, text_field, id_field, label_field), _count(input)
+        check_input(input)  # a missing file is an error before the model loads
+        inputs, total = _from_jsonl(input, task, text_field, id_field, label_field), count_lines(input)
     explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     done = _resume(output, overwrite, explainer, settings)
     failures = _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total=total)
@@ -156,15 +157,6 @@ def _from_jsonl(path: str, task: str, text_field: str, id_field: str, label_fiel
         yield InputRecord(record_id, values, None if label is None else str(label))
 
 
-def _count(path: str | None) -> int | None:
-    if path is None:
-        return 1
-    if path == "-" or not Path(path).is_file():
-        return None
-    with open(path, "rb") as handle:
-        return sum(1 for raw in handle if raw.strip())
-
-
 def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings: ExplainSettings) -> set[tuple[str, str]]:
     """(id, method) pairs already in --output; error if it holds records made with other settings."""
     if output in (None, "-"):
@@ -187,7 +179,7 @@ def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings:
 
 
 def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total) -> int:
-    console = Console()
+    console = Console(stderr=output == "-")  # records on stdout: heatmaps (an explicit --show) go to stderr
     errors = Console(stderr=True)
     failures = 0
     seen: set[str] = set()

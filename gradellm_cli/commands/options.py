@@ -1,9 +1,10 @@
 """Command-line options that several commands share, declared once (Typer's ``Annotated`` form).
 
 ``explain`` and ``sweep`` share the data-selection and method options, ``evaluate`` and ``sweep`` the
-metric options. Declaring each once keeps their flags, help texts and defaults from drifting apart;
-the defaults come from the settings objects the options fill (:class:`MethodOptions`,
-:class:`MetricSettings`), so a default changes in one place.
+metric options. Declaring each once keeps their flags and help texts from drifting apart. Where a
+settings object holds the default (:class:`ExplainSettings`, :class:`MethodOptions`,
+:class:`MetricSettings`), the commands take it from there (``EXPLAIN_DEFAULTS`` and friends); the
+others (``--device auto``, ``--dtype float32``, ``--metrics all``, ``--seed 0``) are plain literals.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Annotated
 
 import typer
 
+from ..explain import ExplainSettings
 from ..methods import MethodOptions
 from ..metrics import MetricSettings
 
+EXPLAIN_DEFAULTS = ExplainSettings()
 METHOD_DEFAULTS = MethodOptions()
 METRIC_DEFAULTS = MetricSettings()
 PI_GRID_DEFAULT = "0.05:0.95:0.05"  # the method notes' grid, as --pi-grid spells it (MetricSettings.pi_grid)
@@ -41,7 +44,8 @@ IgSteps = Annotated[int, typer.Option(help="Integrated-gradients steps.")]
 TargetFn = Annotated[str, typer.Option(help="Gradient baselines explain the target's probability or logit.")]
 MethodBatchSize = Annotated[int, typer.Option(help="Batch size of methods that run many passes.")]
 Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]
-Device = Annotated[
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N, auto (a GPU if there is one), or map:auto (spread over GPUs and CPU).")]
+SweepDevice = Annotated[
     str,
     typer.Option(help="cpu, cuda, cuda:N, auto (a GPU if there is one; under accelerate: its own), map:auto (over GPUs and CPU)."),
 ]
@@ -54,5 +58,4 @@ MaskUnit = Annotated[str, typer.Option(help="One Bernoulli draw per token, or pe
 GenStride = Annotated[int, typer.Option(help="Generation: evaluate steps 0, N, 2N, ... and average them per sequence.")]
 
 # Record streams (explain, evaluate).
-OnError = Annotated[str, typer.Option(help="A bad record: 'skip' reports it and goes on, 'stop' ends the run.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Start --output afresh instead of resuming it.")]

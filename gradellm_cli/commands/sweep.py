@@ -11,6 +11,7 @@ import typer
 from ..errors import EXIT_SKIPPED, GradellmError
 from ..metrics import parse_metrics, parse_pi_grid
 from .options import (
+    EXPLAIN_DEFAULTS,
     METHOD_DEFAULTS,
     METRIC_DEFAULTS,
     PI_GRID_DEFAULT,
@@ -18,7 +19,6 @@ from .options import (
     Balanced,
     BoolqContext,
     DataDir,
-    Device,
     Dtype,
     GenStride,
     IgSteps,
@@ -31,6 +31,7 @@ from .options import (
     PiGrid,
     Samples,
     ShuffleSeed,
+    SweepDevice,
     Target,
     TargetFn,
 )
@@ -70,8 +71,8 @@ def sweep(
     text_field: str = typer.Option("text", help="Text field of dataset files."),
     label_field: str | None = typer.Option(None, help="Label field of dataset files (default: label, when present)."),
     id_field: str = typer.Option("id", help="Id field of dataset files (row-N when absent)."),
-    target: Target = "predicted",
-    max_new_tokens: MaxNewTokens = 20,
+    target: Target = EXPLAIN_DEFAULTS.target,
+    max_new_tokens: MaxNewTokens = EXPLAIN_DEFAULTS.max_new_tokens,
     layers: Layers = METHOD_DEFAULTS.layers,
     attention: Attention = METHOD_DEFAULTS.attention,
     ig_steps: IgSteps = METHOD_DEFAULTS.ig_steps,
@@ -84,7 +85,7 @@ def sweep(
     metric_batch_size: int = typer.Option(METRIC_DEFAULTS.batch_size, help="Perturbed inputs per forward pass when evaluating."),
     gen_stride: GenStride = METRIC_DEFAULTS.gen_stride,
     seed: int = typer.Option(0, help="Seed of the random baseline and the soft perturbations."),
-    device: Device = "auto",
+    device: SweepDevice = "auto",
     dtype: Dtype = "float32",
     shard: str | None = typer.Option(
         None, help="Run share i of n (i/n, e.g. 0/2); default: RANK/WORLD_SIZE from the environment, else 0/1."
