@@ -89,8 +89,13 @@ def whole_lines(path: Path, hint: str = "") -> list[dict[str, Any]]:
 
 
 def completed_lines(path: Path) -> list[dict[str, Any]]:
-    """The whole records already in ``path``; a trailing partial line (a killed write) is cut off the file."""
-    if not path.exists():
+    """The whole records already in ``path``; a trailing partial line (a killed write) is cut off the file.
+
+    Only a regular file has anything to resume: a missing path, a folder (opening it for writing fails
+    next, with its own message) or a device or pipe (``/dev/null``; ``/dev/full`` would read zeros
+    until memory runs out) has none.
+    """
+    if not path.is_file():
         return []
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
@@ -116,6 +121,14 @@ def _parse_whole_lines(data: bytes, path: Path, hint: str) -> list[dict[str, Any
     return records
 
 
+def _write_all(handle: IO[bytes], payload: bytes) -> None:
+    """An unbuffered (raw) write may take only part of the bytes; write until all of them are out."""
+    view = memoryview(payload)
+    while view:
+        written = handle.write(view)
+        view = view[written or 0 :]
+
+
 class JsonlWriter:
     """Appends records to a file (or writes them to stdout for ``-``), one flushed batch at a time."""
 
@@ -129,7 +142,9 @@ class JsonlWriter:
         else:
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-                self._handle = open(path, "ab")
+                # Unbuffered: a write that fails (full disk) must leave no bytes behind in a buffer that
+                # closing the file would flush after the half-written record has been cut off.
+                self._handle = open(path, "ab", buffering=0)
             except OSError as exc:
                 raise OutputError(f"cannot open {path} for writing: {exc.strerror}") from None
 
@@ -138,9 +153,11 @@ class JsonlWriter:
             return
         payload = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
         try:
-            self._handle.write(payload)
-            self._handle.flush()
-            if self.path != "-":
+            if self.path == "-":
+                self._handle.write(payload)
+                self._handle.flush()
+            else:
+                _write_all(self._handle, payload)
                 os.fsync(self._handle.fileno())
         except BrokenPipeError:
             raise OutputError("the output pipe was closed") from None
@@ -151,7 +168,7 @@ class JsonlWriter:
 
     def _undo_partial(self, size: int) -> None:
         """After a failed write, cut the file back to whole lines so nothing half-written stays."""
-        if self.path in (None, "-"):
+        if self.path in (None, "-") or not Path(self.path).is_file():  # a device such as /dev/full reads forever
             return
         try:
             completed_lines(Path(self.path))
@@ -159,9 +176,13 @@ class JsonlWriter:
             pass
 
     def close(self) -> None:
-        if self._handle is not None and self.path != "-":
-            self._handle.close()
-        self._handle = None
+        handle, self._handle = self._handle, None
+        if handle is None or self.path == "-":
+            return
+        try:
+            handle.close()
+        except OSError as exc:
+            raise OutputError(f"cannot close {self.path}: {exc.strerror}") from None
 
     def __enter__(self) -> JsonlWriter:
         return self

@@ -1,0 +1,64 @@
+"""The JSONL layer every command writes through: a failed write (full disk) leaves only whole lines and
+is one :class:`OutputError` (exit 4); a reader skips a partial last line; a rerun cuts it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gradellm_cli.errors import EXIT_IO, OutputError
+from gradellm_cli.jsonl import JsonlWriter, completed_lines, whole_lines
+
+
+class HalfThenFull:
+    """A file handle whose next write lands half its bytes on disk, then fails like a full disk."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, payload: bytes) -> int:
+        self.handle.write(payload[: len(payload) // 2])
+        self.handle.flush()
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+def test_a_full_disk_mid_write_keeps_only_the_whole_records_before_it(tmp_path):
+    path = tmp_path / "out.jsonl"
+    writer = JsonlWriter(str(path))
+    writer.write([{"id": "a", "scores": [1.0, 2.0]}])
+    writer._handle = HalfThenFull(writer._handle)
+    with pytest.raises(OutputError, match="the disk is full") as caught:
+        writer.write([{"id": "b", "scores": [3.0] * 50}, {"id": "c", "scores": [4.0]}])
+    writer.close()
+    assert caught.value.exit_code == EXIT_IO
+    assert path.read_bytes().endswith(b"\n")  # the half-written record was cut
+    assert [record["id"] for record in completed_lines(path)] == ["a"]
+
+
+def test_readers_pass_over_a_partial_last_line_and_resume_cuts_it(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(orjson.dumps({"id": "a"}) + b"\n" + b'{"id": "b", "sco')
+    assert [r["id"] for r in whole_lines(path)] == ["a"]
+    assert path.read_bytes().endswith(b'"sco')  # whole_lines only reads: safe beside a running writer
+    assert [r["id"] for r in completed_lines(path)] == ["a"]
+    assert path.read_bytes() == orjson.dumps({"id": "a"}) + b"\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_explain_to_a_full_device_is_one_line_and_exit_4():
+    result = subprocess.run(
+        [sys.executable, "-m", "gradellm_cli", "explain", "a fine film", "--output", "/dev/full", "--no-show"],
+        capture_output=True, timeout=600, cwd=Path(__file__).resolve().parents[1],
+    )
+    err = result.stderr.decode().strip()
+    assert result.returncode == EXIT_IO, err
+    assert err == "gradellm: error: cannot write to /dev/full: the disk is full"
