@@ -198,7 +198,8 @@ def test_write_reports_reads_shards_and_writes_markdown_and_csv(tmp_path):
     write(run / "heatmaps.shard-0-of-2.jsonl", [{"kind": "heatmap", "id": "x"}])  # not a metrics file: not read
     (run / "manifest.json").write_bytes(orjson.dumps({"options": {"datasets": ["tellmewhy", "boolq", "sst2"]}}))
     written = write_reports(run)
-    assert sorted(p.name for p in written) == sorted(f"{s}.{e}" for s in ("table1", "table2", "deletion_insertion") for e in ("md", "csv"))
+    stems = ("table1", "table2", "deletion_insertion", "cost")
+    assert sorted(p.name for p in written) == sorted(f"{s}.{e}" for s in stems for e in ("md", "csv"))
     rows = list(csv.DictReader((run / "table1.csv").open()))
     cell = next(r for r in rows if r["method"] == "grad-ellm" and r["dataset"] == "boolq" and r["metric"] == "auc_pi_soft_ns")
     assert float(cell["mean"]) == pytest.approx(0.2 + 0.3 + 0.075) and cell["n"] == "4" and cell["rank"] == "1"
@@ -261,9 +262,10 @@ def test_mean_curves_keep_models_apart(tmp_path):
 
 
 def failure(result, kind: type[GradellmError]) -> str:
-    assert isinstance(result.exception, kind), (result.output, result.exception)
-    message = str(result.exception)
-    assert message and "\n" not in message
+    """The command ended with ``kind``'s exit code and one line on stderr (as the entry point prints it)."""
+    message = result.stderr.strip()
+    assert result.exit_code == kind.exit_code, (result.output, result.exception)
+    assert message.startswith("gradellm: error: ") and "\n" not in message, message
     return message
 
 
@@ -299,3 +301,32 @@ def test_reports_of_an_unfinished_sweep_say_they_are_partial(tmp_path):
     write(run / "done.jsonl", done + [{"unit": ["sst2", "smollm2", "x", f"y{i}"]} for i in range(5)])
     write_reports(run)
     assert "partial run" not in (run / "table1.md").read_text()
+
+
+def test_cost_table_sums_each_inputs_heatmap_seconds_and_keeps_evaluation_seconds(tmp_path):
+    """Explain seconds per input = the sum over its heatmap records (each holds time / steps); evaluate
+    seconds = the metric record's own; plain metric files have only the second; the table is not ranked."""
+    run = tmp_path / "run"
+    metrics, heatmaps, done = [], [], []
+    for i, (method, explain_each, evaluate) in enumerate([("grad-ellm", 0.5, 4.0), ("integrated-gradients", 20.0, 6.0)] * 2):
+        record_id = f"tellmewhy-x-{i // 2}"
+        unit = {"dataset": "tellmewhy", "model": "smollm2", "method": method, "id": record_id}
+        heatmaps += [{"kind": "heatmap", **unit, "step": step, "seconds": explain_each} for step in range(3)]
+        metrics.append(metric(record_id, method, "generate", step=-1, level="sequence", seconds=evaluate) | unit)
+        done.append({"unit": ["tellmewhy", "smollm2", method, record_id], "heatmaps": 3, "metrics": 1})
+    write(run / "heatmaps.jsonl", heatmaps + [{"kind": "heatmap", "dataset": "tellmewhy", "model": "smollm2",
+                                                "method": "grad-ellm", "id": "not-done", "step": 0, "seconds": 99.0}])
+    write(run / "metrics.jsonl", metrics)
+    write(run / "done.jsonl", done)
+    collection = collect(run)
+    assert sorted(row["explain_seconds"] for row in collection.rows) == [1.5, 1.5, 60.0, 60.0]
+    cost = table(report_tables(collection), "cost")
+    cells = {(method, column.metric.field): cell for (method, column), cell in cost.cells.items()}
+    assert cells[("grad-ellm", "explain_seconds")].mean == pytest.approx(1.5)
+    assert cells[("integrated-gradients", "explain_seconds")].mean == pytest.approx(60.0)
+    assert cells[("integrated-gradients", "seconds")].mean == pytest.approx(6.0)
+    assert all(cell.rank is None for cell in cost.cells.values())
+    write_reports(run)
+    assert "Not ranked." in (run / "cost.md").read_text() and "**" not in (run / "cost.md").read_text().split("\n", 3)[3]
+    plain = table(report_tables(collect(write(tmp_path / "m.jsonl", metrics))), "cost")
+    assert {column.metric.field for column in plain.columns} == {"seconds"}

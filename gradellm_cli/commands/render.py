@@ -35,7 +35,7 @@ Examples:
 
   gradellm render heatmaps.jsonl --method all --html heatmaps.html
 
-  gradellm render --table RUN_DIR                      # Tables 1, 2, 4/5 of metric records, .md and .csv
+  gradellm render --table RUN_DIR                      # Tables 1, 2, 4/5 and cost of metric records, .md and .csv
 
   gradellm render metrics.jsonl --plot pi_curves.png   # pi-Soft-NS/NC vs pi, one line per method
 """
@@ -56,7 +56,7 @@ def render(
     method: str | None = typer.Option(None, "--method", help="Only these methods, comma-separated ('all' for every one)."),
     html: str | None = typer.Option(None, "--html", help="Write one self-contained HTML page here instead of printing."),
     table: bool = typer.Option(
-        False, "--table", help="Metric records: print Tables 1, 2, 4/5 and write table1/table2/deletion_insertion .md and .csv."
+        False, "--table", help="Metric records: print Tables 1, 2, 4/5 and cost; write table1/table2/deletion_insertion/cost .md and .csv."
     ),
     table_out: str | None = typer.Option(None, "--table-out", metavar="DIR", help="Folder for the --table files (default: the run's)."),
     plot: str | None = typer.Option(None, "--plot", metavar="FILE", help="Metric records: pi-Soft-NS/NC vs pi per method (.png/.svg)."),

@@ -91,7 +91,7 @@ def sweep(
         None, help="Run share i of n (i/n, e.g. 0/2); default: RANK/WORLD_SIZE from the environment, else 0/1."
     ),
     report: bool = typer.Option(
-        True, "--report/--no-report", help="At the end, print Tables 1, 2, 4/5 and write them into the run folder (as `render --table`)."
+        True, "--report/--no-report", help="At the end, print the tables of render --table and write them into the run folder."
     ),
 ) -> None:
     """Explain then evaluate every (model, dataset, method, record) unit, streaming records into --output-dir.

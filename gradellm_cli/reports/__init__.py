@@ -1,4 +1,4 @@
-"""Reports over metric records: the paper's Tables 1, 2, 4 and 5 (Markdown, CSV, rich) and Figure 2.
+"""Reports over metric records: the paper's Tables 1, 2, 4 and 5 and a cost table (Markdown, CSV, rich), and Figure 2.
 
 ``write_reports(run_dir)`` is what ``gradellm sweep`` calls at its end and ``gradellm render --table``
 calls on demand; ``plot_pi_curves`` draws the pi curves for ``gradellm render --plot``.
@@ -20,18 +20,19 @@ from .tables import Table, report_tables
 __all__ = ["Collection", "collect", "plot_pi_curves", "print_reports", "report_tables", "write_reports", "REPORT_FILES"]
 
 # file stem -> the tables it holds
-REPORT_FILES = {"table1": ("table1",), "table2": ("table2",), "deletion_insertion": ("table4", "table5")}
+REPORT_FILES = {"table1": ("table1",), "table2": ("table2",), "deletion_insertion": ("table4", "table5"), "cost": ("cost",)}
 # file stem -> what its records lack when it has no table
 MISSING = {
     "table1": "no metric record holds auc_pi_soft_ns/auc_pi_soft_nc (evaluate with --metrics pi or all)",
     "table2": "no metric record holds soft_ns/soft_nc (evaluate with --metrics soft or all)",
     "deletion_insertion": "no classification metric record holds deletion_auc/insertion_auc (evaluate with --metrics all)",
+    "cost": "no record holds seconds",
 }
 
 
 def write_reports(source: Path | str, out_dir: Path | str | None = None, *, seed: int = 0, console: Console | None = None,
                   dataset_of: Mapping[str, str] | None = None) -> list[Path]:
-    """Write table1, table2 and deletion_insertion as .md and .csv for the metric records of ``source``
+    """Write table1, table2, deletion_insertion and cost as .md and .csv for the metric records of ``source``
     (a run folder or a metrics JSONL file) into ``out_dir`` (default: the run folder, or the file's
     folder); print them on ``console`` when given. Returns the files written."""
     source = Path(source)

@@ -23,9 +23,9 @@ CSV_FIELDS = ["model", "table", "method", "dataset", "metric", "mean", "ci_low",
               "diff_grad_ellm_minus_method", "p_value", "pairs", "test_note"]
 
 
-def legend(seed: int) -> str:
-    return (f"Mean over inputs [{CONFIDENCE:.0%} percentile bootstrap interval, {RESAMPLES} resamples, seed {seed}]. "
-            "Best of a column **bold**, second <u>underlined</u>, third *italic*.")
+def legend(seed: int, ranked: bool = True) -> str:
+    text = f"Mean over inputs [{CONFIDENCE:.0%} percentile bootstrap interval, {RESAMPLES} resamples, seed {seed}]."
+    return text + (" Best of a column **bold**, second <u>underlined</u>, third *italic*." if ranked else " Not ranked.")
 
 
 def header(column: Column) -> str:
@@ -58,7 +58,8 @@ def test_text(test: PairedTest) -> str:
 
 
 def markdown_table(table: Table, seed: int) -> str:
-    lines = [f"### {table.title}, model `{table.model}`", "", legend(seed), ""]
+    ranked = any(column.metric.higher_is_better is not None for column in table.columns)
+    lines = [f"### {table.title}, model `{table.model}`", "", legend(seed, ranked), ""]
     lines += _markdown_grid(["method", *map(header, table.columns)], [
         [f"`{m}`", *(_marked(table.cells[(m, c)]) for c in table.columns)] for m in table.methods
     ])

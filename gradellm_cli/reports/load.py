@@ -17,10 +17,17 @@ and SST-2 and IMDb share one):
 4. the record's task (``sentiment``, ``boolq``, ``generate``), so records of one custom file still group.
 
 Error records carry no task; they take the data set their id has among the metric records of the same model.
+
+Cost. Every row keeps its metric record's ``seconds`` (the evaluation of that input; a generation's
+sequence record sums its steps). Rows from a ``gradellm sweep`` run folder also get ``explain_seconds``:
+the method's time for the whole input, the sum of ``seconds`` over the input's heatmap records (each
+holds the method's time divided by the steps). Plain metric files have no heatmaps, hence no
+``explain_seconds``.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -91,16 +98,38 @@ def collect(sources: Path | Iterable[Path], dataset_of: Mapping[str, str] | None
     collection = Collection(rows=[], sources=files)
     mapping = {**_manifest_ids(paths), **(dataset_of or {})}
     _add_metric_rows(collection, metrics, mapping)
+    _add_explain_seconds(collection, paths)
     _count_errors(collection, [r for r in raw if r.get("kind") == ERROR], mapping)
     collection.datasets = _dataset_order(collection, paths)
     return collection
+
+
+def _is_run_folder(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("done*.jsonl"))
+
+
+def _add_explain_seconds(collection: Collection, paths: list[Path]) -> None:
+    """``explain_seconds`` on the rows of sweep run folders (see the module docstring)."""
+    from ..sweep.store import read_run_heatmaps, unit_of
+
+    totals: dict[tuple[str, str, str, str], float] = {}
+    for path in filter(_is_run_folder, paths):
+        for record in read_run_heatmaps(path):
+            seconds = record.get("seconds")
+            if isinstance(seconds, (int, float)) and math.isfinite(seconds):
+                key = unit_of(record)
+                totals[key] = totals.get(key, 0.0) + float(seconds)
+    for row in collection.rows:
+        key = (row["dataset"], row["model"], row["method"], row["id"])
+        if key in totals:
+            row["explain_seconds"] = totals[key]
 
 
 def _records(path: Path) -> Iterable[dict[str, Any]]:
     """The records of a file or folder. A ``gradellm sweep`` run folder (it has ``done*.jsonl``) is read
     through :func:`gradellm_cli.sweep.store.read_run_metrics`: finished units only, every shard merged, no
     duplicates, so a report made during a run or after a kill never counts a half-written unit."""
-    if path.is_dir() and any(path.glob("done*.jsonl")):
+    if _is_run_folder(path):
         from ..sweep.store import read_run_metrics
 
         return read_run_metrics(path)

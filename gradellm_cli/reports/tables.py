@@ -4,7 +4,8 @@ Table 1 (the paper's): AUC pi-Soft-NS and AUC pi-Soft-NC, both higher-is-better,
 Grad-ELLM against each baseline. Table 2: raw Soft-NS / Soft-NC and E[R] (the expected number of kept
 tokens, which the raw metrics are confounded with, hence the pi versions). Tables 4 and 5: Deletion AUC
 (higher is better: the prediction flips early) and Insertion AUC (lower is better: it recovers early),
-classification data sets only. Formatting is in ``format.py``.
+classification data sets only. Cost (not in the paper, which argues Grad-ELLM is cheap): the seconds
+per input of the method and of the evaluation, unranked. Formatting is in ``format.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ SOFT_NC = Metric("soft_nc", "Soft-NC", True)
 EXPECTED_KEPT = Metric("expected_kept", "E[R]", None)
 DELETION = Metric("deletion_auc", "Deletion AUC", True)
 INSERTION = Metric("insertion_auc", "Insertion AUC", False)
+EXPLAIN_SECONDS = Metric("explain_seconds", "explain s", None)
+EVALUATE_SECONDS = Metric("seconds", "evaluate s", None)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class PairedTest:
 
 @dataclass
 class Table:
-    key: str  # "table1", "table2", "table4", "table5"
+    key: str  # "table1", "table2", "table4", "table5", "cost"
     title: str
     model: str
     methods: list[str]
@@ -186,6 +189,8 @@ def report_tables(collection: Collection, seed: int = 0) -> list[Table]:
         ("table2", "Table 2: raw Soft-NS / Soft-NC (higher is better) and E[R]", collection.datasets, [SOFT_NS, SOFT_NC, EXPECTED_KEPT]),
         ("table4", "Table 4: Deletion AUC (higher is better), classification", classification, [DELETION]),
         ("table5", "Table 5: Insertion AUC (lower is better), classification", classification, [INSERTION]),
+        ("cost", "Cost: seconds per input to explain (the method) and to evaluate (all metrics)", collection.datasets,
+         [EXPLAIN_SECONDS, EVALUATE_SECONDS]),
     ]
     tables = []
     for model in collection.models:

@@ -114,6 +114,11 @@ def read_run_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return _merged(run_dir, METRICS, done_units(run_dir))
 
 
+def read_run_heatmaps(run_dir: Path) -> list[dict[str, Any]]:
+    """The heatmap records of :func:`read_run` alone."""
+    return _merged(run_dir, HEATMAPS, done_units(run_dir))
+
+
 def _merged(run_dir: Path, stem: str, done: set[UnitKey]) -> list[dict[str, Any]]:
     seen: set[tuple] = set()
     out = []
