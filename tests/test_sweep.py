@@ -186,3 +186,17 @@ def test_a_unit_committed_by_two_shard_layouts_reads_back_once(tmp_path):
         store.close()
     heatmaps, metrics = read_run(tmp_path)
     assert len(heatmaps) == 1 and len(metrics) == 2
+
+
+def test_progress_rate_and_time_left_average_this_processs_units():
+    """Rate over the units run since start (resumed ones excluded); time left = remaining / rate."""
+    from types import SimpleNamespace
+
+    from gradellm_cli.sweep.progress import clock, run_rate, time_left
+
+    task = SimpleNamespace(completed=10, total=30, elapsed=600.0, fields={"resumed": 6})
+    assert run_rate(task) == pytest.approx(4 / 600)
+    assert time_left(task) == pytest.approx(20 * 600 / 4)
+    assert clock(time_left(task)) == "0:50:00"
+    assert run_rate(SimpleNamespace(completed=6, total=30, elapsed=600.0, fields={"resumed": 6})) is None
+    assert time_left(SimpleNamespace(completed=6, total=30, elapsed=None, fields={"resumed": 6})) is None
