@@ -192,7 +192,7 @@ def test_progress_rate_and_time_left_average_this_processs_units():
     """Rate over the units run since start (resumed ones excluded); time left = remaining / rate."""
     from types import SimpleNamespace
 
-    from gradellm_cli.sweep.progress import clock, run_rate, time_left
+    from gradellm_cli.progress import clock, run_rate, time_left
 
     task = SimpleNamespace(completed=10, total=30, elapsed=600.0, fields={"resumed": 6})
     assert run_rate(task) == pytest.approx(4 / 600)

@@ -122,7 +122,6 @@ def _run(evaluator: Evaluator, heatmaps: str, output: str, done: dict, on_error:
     lines = read_jsonl(heatmaps)
     with JsonlWriter(output) as writer, progress_bar("evaluating", count_lines(heatmaps)) as advance:
         for line in lines:
-            advance()
             record = line.data
             try:
                 result = _one(evaluator, line.number, line.error, record, done, seen)
@@ -133,10 +132,12 @@ def _run(evaluator: Evaluator, heatmaps: str, output: str, done: dict, on_error:
                 failures += 1
                 print(f"gradellm: skipped: {message}", file=sys.stderr)
                 writer.write([_skipped(record, line.number, exc.message)])
+                advance()
                 continue
             if result is not None:
                 undefined += result["kind"] == ERROR
                 writer.write([result])
+            advance(ran=result is not None)  # None: done by an earlier run, or nothing to measure
         writer.write(evaluator.finish(done))
     return failures, undefined
 

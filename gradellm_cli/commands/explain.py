@@ -185,7 +185,6 @@ def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, 
     seen: set[str] = set()
     with JsonlWriter(output) as writer, progress_bar("explaining", total) as advance:
         for item in inputs:
-            advance()
             try:
                 records = _explain_one(explainer, settings, item, done, seen)
             except GradellmError as exc:
@@ -193,8 +192,10 @@ def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, 
                     raise
                 failures += 1
                 errors.print(f"gradellm: skipped: {exc}", markup=False, highlight=False)
+                advance()
                 continue
             writer.write(records)
+            advance(ran=bool(records))  # no records: every method was done by an earlier run
             if show:
                 for record in records:
                     print_heatmap(console, record, all_tokens)
