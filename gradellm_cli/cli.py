@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, one_line_errors
+from .errors import EXIT_INTERRUPTED, INTERRUPTED_MESSAGE, GradellmError, interrupted, one_line_errors
 
 app = typer.Typer(
     name="gradellm",
@@ -69,39 +69,72 @@ def _quiet_libraries() -> None:
 
 
 def main() -> None:
-    try:
-        _register()
-    except ModuleNotFoundError as exc:  # a broken install: say which package, not a traceback
-        print(f"gradellm: error: the package {exc.name!r} is missing: reinstall gradellm (make setup or pip install -e .)", file=sys.stderr)
-        sys.exit(1)
-    _quiet_libraries()
-    code = _run_app(debug=bool(os.environ.get("GRADELLM_DEBUG")))
-    if code == EXIT_INTERRUPTED:  # Ctrl-C outside a command (while parsing): Typer's own Exit(130)
-        print("gradellm: interrupted", file=sys.stderr)
+    debug = bool(os.environ.get("GRADELLM_DEBUG"))
+    with one_line_errors():  # Ctrl-C at any moment, even while torch is being imported: one line, exit 130
+        _register_commands(debug)
+        _quiet_libraries()
+        code = _run_app(debug)
+    if code == EXIT_INTERRUPTED:  # Ctrl-C while Typer parsed the options: Typer's own Exit(130)
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _register_commands(debug: bool) -> None:
+    try:
+        _register()
+    except ModuleNotFoundError as exc:  # a broken install: say what is missing, not a traceback
+        if debug:
+            raise
+        _exit_if_interrupted()
+        print(f"gradellm: internal error: cannot import {exc.name!r}: reinstall gradellm (make setup or pip install -e .)", file=sys.stderr)
+        sys.exit(1)
 
 
 def _run_app(debug: bool) -> object:
     """Typer's return value: with ``standalone_mode=False`` an ``Exit(code)`` comes back as ``code``."""
     try:
-        with one_line_errors():
-            return app(standalone_mode=False)
+        return app(standalone_mode=False)
     except typer.Abort:
         sys.exit(1)
+    except GradellmError:
+        raise  # one_line_errors in main() prints it
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
         if debug:
             raise
-        if _is_click_error(exc):  # a usage error: unknown command or option, bad option value
-            context = getattr(exc, "ctx", None)
-            command = context.command_path if context is not None else "gradellm"
-            print(f"gradellm: error: {exc.format_message()} (see {command} --help)", file=sys.stderr)
-            sys.exit(exc.exit_code)
+        _exit_if_interrupted()
+        if isinstance(exc, _click_errors()):  # a usage error: unknown command or option, bad option value
+            _usage_error(exc)
         print(f"gradellm: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
         sys.exit(1)
 
 
-def _is_click_error(exc: Exception) -> bool:
-    """click's usage errors, matched by shape: recent Typer ships its own copy of click, so an
-    ``isinstance`` against the ``click`` package misses them (they printed as internal errors, exit 1)."""
-    return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
+def _exit_if_interrupted() -> None:
+    """A library turned the user's Ctrl-C into another error: report the interruption (exit 130)."""
+    if interrupted():
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _usage_error(exc) -> None:
+    """One line naming the problem and the help to read; none when there is no message (``gradellm``
+    alone: Typer has printed the help already)."""
+    message = exc.format_message()
+    if message:
+        context = getattr(exc, "ctx", None)
+        command = context.command_path if context is not None else "gradellm"
+        print(f"gradellm: error: {message} (see {command} --help)", file=sys.stderr)
+    sys.exit(exc.exit_code)
+
+
+def _click_errors() -> tuple[type[Exception], ...]:
+    """click's exception class, and the one of the copy of click that recent Typer ships (an
+    ``isinstance`` against the ``click`` package alone misses Typer's; they printed as internal errors)."""
+    import click
+
+    classes: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as typer_click_exception
+    except ImportError:  # a Typer that uses the click package itself
+        return tuple(classes)
+    return (*classes, typer_click_exception)

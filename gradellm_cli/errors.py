@@ -7,6 +7,7 @@ the CLI can print it without a traceback. ``record`` names the input record it c
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ EXIT_NOT_FOUND = 3  # unknown model, method, task, dataset, file
 EXIT_IO = 4  # output could not be written (disk full, permissions)
 EXIT_SKIPPED = 5  # run finished but some records were skipped
 EXIT_INTERRUPTED = 130  # Ctrl-C
+INTERRUPTED_MESSAGE = "gradellm: interrupted; records written so far are kept, rerun the same command to resume"
 
 
 class GradellmError(Exception):
@@ -55,12 +57,38 @@ class OutputError(GradellmError):
     exit_code = EXIT_IO
 
 
+_interrupted = False
+
+
+def watch_interrupts() -> None:
+    """Remember every Ctrl-C (SIGINT) while still raising KeyboardInterrupt as Python does.
+
+    Some libraries turn a KeyboardInterrupt that lands inside them into another error (transformers'
+    lazy imports report a ModuleNotFoundError); with this, the CLI still knows it was interrupted and
+    says so (exit 130) instead of reporting an internal error. A SIGINT that the parent shell set to be
+    ignored (a background job) stays ignored.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _on_interrupt(signum, frame) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def interrupted() -> bool:
+    """Whether a Ctrl-C arrived since :func:`watch_interrupts`."""
+    return _interrupted
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Turn a GradellmError into one line on stderr and its exit code, and Ctrl-C into exit 130.
 
-    The one place this mapping lives: the CLI's entry point uses it, and so does any command that
-    must keep its exit codes when driven on its own (tests call commands through their own Typer app).
+    The one place this mapping lives: the CLI wraps every command in it (``cli._one_line``) and its
+    own start-up too.
     GRADELLM_DEBUG=1 re-raises instead, for a traceback.
     """
     try:
@@ -68,8 +96,11 @@ def one_line_errors() -> Iterator[None]:
     except GradellmError as exc:
         if os.environ.get("GRADELLM_DEBUG"):
             raise
+        if interrupted():  # the error came from an interrupted call: say what the user did
+            print(INTERRUPTED_MESSAGE, file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
         print(f"gradellm: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("gradellm: interrupted; records written so far are kept, rerun the same command to resume", file=sys.stderr)
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,10 +53,18 @@ def read_jsonl(path: str) -> Iterator[InputLine]:
 
 def check_input(path: str) -> None:
     """Fail now, with the one-line error reading would give, if ``path`` cannot be read: commands call
-    this before loading a model or writing anything (``read_jsonl`` is lazy and would fail later)."""
-    handle = _open_input(path)
-    if handle is not sys.stdin.buffer:
-        handle.close()
+    this before loading a model or writing anything (``read_jsonl`` is lazy and would fail later).
+    It looks without opening: opening a named pipe would wait for its writer, and closing it would
+    break the pipe under the writer."""
+    if path == "-":
+        return
+    target = Path(path)
+    if not target.exists():
+        raise _missing_input(path)
+    if target.is_dir():
+        raise _folder_input(path)
+    if not os.access(target, os.R_OK):
+        raise BadInput(f"input file {path} cannot be read (permission denied)")
 
 
 def count_lines(path: str) -> int | None:
@@ -72,9 +81,17 @@ def _open_input(path: str) -> IO[bytes]:
     try:
         return open(path, "rb")
     except FileNotFoundError:
-        raise NotFound(f"input file {path} does not exist") from None
+        raise _missing_input(path) from None
     except IsADirectoryError:
-        raise BadInput(f"input {path} is a folder, not a JSONL file") from None
+        raise _folder_input(path) from None
+
+
+def _missing_input(path: str) -> NotFound:
+    return NotFound(f"input file {path} does not exist")
+
+
+def _folder_input(path: str) -> BadInput:
+    return BadInput(f"input {path} is a folder, not a JSONL file")
 
 
 def whole_lines(path: Path, hint: str = "") -> list[dict[str, Any]]:
@@ -122,11 +139,15 @@ def _parse_whole_lines(data: bytes, path: Path, hint: str) -> list[dict[str, Any
 
 
 def _write_all(handle: IO[bytes], payload: bytes) -> None:
-    """An unbuffered (raw) write may take only part of the bytes; write until all of them are out."""
+    """An unbuffered (raw) write may take only part of the bytes; write until all of them are out.
+    A write that takes nothing (0, or None from a non-blocking descriptor) is an error, not a retry
+    forever."""
     view = memoryview(payload)
     while view:
         written = handle.write(view)
-        view = view[written or 0 :]
+        if not written:
+            raise OSError(errno.EIO, "the output accepted no bytes")
+        view = view[written:]
 
 
 class JsonlWriter:
@@ -135,6 +156,7 @@ class JsonlWriter:
     def __init__(self, path: str | None):
         self.path = path
         self._handle: IO[bytes] | None = None
+        self._regular = False  # a regular file (not stdout, /dev/null or a pipe)
         if path is None:
             return
         if path == "-":
@@ -145,6 +167,8 @@ class JsonlWriter:
                 # Unbuffered: a write that fails (full disk) must leave no bytes behind in a buffer that
                 # closing the file would flush after the half-written record has been cut off.
                 self._handle = open(path, "ab", buffering=0)
+                # Only a regular file can be synced and cut back; /dev/null or a pipe is written as it is.
+                self._regular = stat.S_ISREG(os.fstat(self._handle.fileno()).st_mode)
             except OSError as exc:
                 raise OutputError(f"cannot open {path} for writing: {exc.strerror}") from None
 
@@ -152,28 +176,30 @@ class JsonlWriter:
         if self._handle is None:
             return
         payload = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
+        start = os.fstat(self._handle.fileno()).st_size if self._regular else 0
         try:
             if self.path == "-":
                 self._handle.write(payload)
                 self._handle.flush()
             else:
                 _write_all(self._handle, payload)
-                os.fsync(self._handle.fileno())
+                if self._regular:
+                    os.fsync(self._handle.fileno())
         except BrokenPipeError:
             raise OutputError("the output pipe was closed") from None
         except OSError as exc:
-            self._undo_partial(len(payload))
+            self._cut_back(start)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
             raise OutputError(f"cannot write to {self.path}: {reason}") from None
 
-    def _undo_partial(self, size: int) -> None:
-        """After a failed write, cut the file back to whole lines so nothing half-written stays."""
-        if self.path in (None, "-") or not Path(self.path).is_file():  # a device such as /dev/full reads forever
+    def _cut_back(self, size: int) -> None:
+        """After a failed write, cut a regular file back to its size before the write (whole lines only)."""
+        if not self._regular:
             return
         try:
-            completed_lines(Path(self.path))
+            os.ftruncate(self._handle.fileno(), size)
         except OSError:
-            pass
+            pass  # the write's own error is the one to report
 
     def close(self) -> None:
         handle, self._handle = self._handle, None

@@ -7,12 +7,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from gradellm_cli.cli import _one_line
 from gradellm_cli.commands.evaluate import evaluate
 from gradellm_cli.explain import ExplainSettings
 from gradellm_cli.metrics import ModelPool
 
 app = typer.Typer(pretty_exceptions_enable=False)
-app.command()(evaluate)
+app.command()(_one_line(evaluate))  # as the CLI registers it: errors become one line and an exit code
 FAST = ["--pi-grid", "0.3,0.7", "--samples", "1", "--device", "cpu"]
 
 

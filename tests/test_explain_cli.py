@@ -137,6 +137,29 @@ def test_ctrl_c_is_one_line_exit_130_and_a_rerun_completes_without_duplicates(tm
     assert len(ids) == len(set(ids)) == 40 and ids[: len(kept)] == kept
 
 
+def test_a_ctrl_c_that_a_library_turns_into_another_error_still_exits_130():
+    """transformers' lazy imports report a Ctrl-C that lands in them as a ModuleNotFoundError; the CLI
+    remembers the SIGINT and reports the interruption, not an internal error."""
+    script = (
+        "import os, signal, sys, time\n"
+        "import gradellm_cli.commands.methods as commands\n"
+        "def methods():\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(30)\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise ModuleNotFoundError(\"Could not import module 'LlamaConfig'\") from None\n"
+        "commands.methods = methods\n"
+        "sys.argv = ['gradellm', 'methods']\n"
+        "from gradellm_cli.entry import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=ROOT, timeout=300)
+    err = result.stderr.decode().strip()
+    assert result.returncode == 130, err
+    assert err.startswith("gradellm: interrupted") and "\n" not in err
+
+
 def test_input_longer_than_the_context_is_refused(smollm2):
     from gradellm_cli.errors import BadInput
 

@@ -44,6 +44,40 @@ def test_a_full_disk_mid_write_keeps_only_the_whole_records_before_it(tmp_path):
     assert [record["id"] for record in completed_lines(path)] == ["a"]
 
 
+class Trickle:
+    """A raw file handle that takes at most ``most`` bytes per write (as a raw write may)."""
+
+    def __init__(self, handle, most: int):
+        self.handle, self.most = handle, most
+
+    def write(self, payload) -> int:
+        return self.handle.write(bytes(payload[: self.most])) if self.most else 0
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+def test_short_raw_writes_are_completed_and_a_write_taking_nothing_is_an_error(tmp_path):
+    path = tmp_path / "out.jsonl"
+    writer = JsonlWriter(str(path))
+    writer._handle = Trickle(writer._handle, 7)
+    records = [{"id": str(i), "scores": [0.5] * i} for i in range(5)]
+    writer.write(records)
+    assert completed_lines(path) == records
+    writer._handle = Trickle(writer._handle.handle, 0)
+    with pytest.raises(OutputError, match="accepted no bytes"):
+        writer.write([{"id": "never"}])  # would loop forever if 0 bytes counted as progress
+    writer.close()
+    assert completed_lines(path) == records
+
+
+def test_devices_and_pipes_are_written_without_sync_or_resume(tmp_path):
+    writer = JsonlWriter("/dev/null")  # fsync on /dev/null fails with EINVAL: not attempted
+    writer.write([{"id": "a"}])
+    writer.close()
+    assert completed_lines(Path("/dev/null")) == []
+
+
 def test_readers_pass_over_a_partial_last_line_and_resume_cuts_it(tmp_path):
     path = tmp_path / "out.jsonl"
     path.write_bytes(orjson.dumps({"id": "a"}) + b"\n" + b'{"id": "b", "sco')

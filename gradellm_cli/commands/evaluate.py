@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ..errors import EXIT_SKIPPED, BadInput, GradellmError, one_line_errors
+from ..errors import EXIT_SKIPPED, BadInput, GradellmError
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
 from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
 from ..metrics.records import check_heatmap
@@ -61,8 +61,7 @@ def evaluate(
 
     Example: gradellm explain --input data.jsonl --method all --output - | gradellm evaluate --heatmaps - --output metrics.jsonl
     """
-    with one_line_errors():
-        _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite)
+    _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite)
 
 
 def _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite):
@@ -134,16 +133,20 @@ def _run(evaluator: Evaluator, heatmaps: str, output: str, done: dict, on_error:
                 writer.write([_skipped(record, line.number, exc.message)])
                 advance()
                 continue
-            if result is not None:
+            if isinstance(result, dict):
                 undefined += result["kind"] == ERROR
                 writer.write([result])
-            advance(ran=result is not None)  # None: done by an earlier run, or nothing to measure
+            advance(ran=result is not RESUMED)
         writer.write(evaluator.finish(done))
     return failures, undefined
 
 
-def _one(evaluator: Evaluator, number: int, error: str | None, record: dict | None, done: dict, seen: set) -> dict | None:
-    """The metric or error record of one input line; None when there is nothing to write for it."""
+RESUMED = "resumed"  # what _one returns for a record an earlier run evaluated (the progress bar's rate leaves it out)
+
+
+def _one(evaluator: Evaluator, number: int, error: str | None, record: dict | None, done: dict, seen: set) -> dict | str | None:
+    """The metric or error record of one input line; None when there is nothing to write for it,
+    ``RESUMED`` when an earlier run wrote it."""
     if record is None:
         raise BadInput(error or f"line {number} cannot be read")
     if record.get("kind") == ERROR:
@@ -157,7 +160,7 @@ def _one(evaluator: Evaluator, number: int, error: str | None, record: dict | No
     seen.add(key)
     if key in done:
         evaluator.note(record, done[key])
-        return None
+        return RESUMED
     return evaluator.evaluate(record)
 
 

@@ -38,7 +38,7 @@ import orjson
 
 from ..errors import BadInput, NotFound
 from ..jsonl import whole_lines
-from ..records import ERROR, METRIC
+from ..records import ERROR, HEATMAP, METRIC
 
 SEQUENCE_STEP = -1  # as ``metrics.records.SEQUENCE_STEP`` (that package imports torch)
 GENERATION_TASKS = frozenset({"generate"})
@@ -115,6 +115,8 @@ def _add_explain_seconds(collection: Collection, paths: list[Path]) -> None:
     totals: dict[tuple[str, str, str, str], float] = {}
     for path in filter(_is_run_folder, paths):
         for record in read_run_heatmaps(path):
+            if record.get("kind") != HEATMAP:
+                continue
             seconds = record.get("seconds")
             if isinstance(seconds, (int, float)) and math.isfinite(seconds):
                 key = unit_of(record)
