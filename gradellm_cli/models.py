@@ -8,11 +8,16 @@ name, size and modification time, so later loads take about a second.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +102,23 @@ def gguf_cache_folder(gguf_path: Path) -> Path:
     return cache_root() / "converted" / f"{gguf_path.stem}-{digest}"
 
 
+@contextmanager
+def _gguf_bar_on_terminals_only() -> Iterator[None]:
+    """transformers' GGUF loader draws its own tqdm bar ("Converting and de-quantizing GGUF tensors"),
+    which its progress-bar switch does not reach; in a pipe or a log it is switched off here, so the
+    one-time conversion stays quiet like every other bar of ours."""
+    module = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    original = getattr(module, "tqdm", None)
+    if sys.stderr.isatty() or original is None:
+        yield
+        return
+    module.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        module.tqdm = original
+
+
 def convert_gguf(gguf_path: Path) -> Path:
     """De-quantise a GGUF file once into a float32 safetensors folder; return that folder.
 
@@ -113,8 +135,9 @@ def convert_gguf(gguf_path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
         folder, name = str(gguf_path.parent), gguf_path.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        with _gguf_bar_on_terminals_only():
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
         # The weights are already de-quantised floats; drop the GGUF marker so they can be saved.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

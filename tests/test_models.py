@@ -99,3 +99,17 @@ def test_lm_head_gets_a_contiguous_input_and_the_same_logits(explainer):
     if softcap:
         reference = torch.tanh(reference / softcap) * softcap
     torch.testing.assert_close(logits.double(), reference, atol=1e-4, rtol=1e-5)
+
+
+def test_the_gguf_conversion_bar_is_off_when_stderr_is_not_a_terminal():
+    """transformers' own GGUF tqdm bar is switched off in a pipe (pytest captures stderr) and restored after."""
+    import importlib
+
+    from gradellm_cli.models import _gguf_bar_on_terminals_only
+
+    module = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    original = module.tqdm
+    with _gguf_bar_on_terminals_only():
+        bar = module.tqdm(range(3))
+        assert bar.disable and list(bar) == [0, 1, 2]
+    assert module.tqdm is original
