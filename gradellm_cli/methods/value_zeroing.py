@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import BadInput
+from ..kv_cache import cache_argument, returned_cache
 from . import register
 from .base import Method, MethodOptions, Targets
 
@@ -59,13 +60,13 @@ def zeroed_final_hidden(model, prefix: torch.Tensor, zeroed: torch.Tensor) -> to
     count, start = zeroed.numel(), int(zeroed[0])
     cache = None
     if start > 0:
-        cache = model.base_model(input_ids=prefix[None, :start], use_cache=True).past_key_values
+        cache = returned_cache(model.base_model(input_ids=prefix[None, :start], use_cache=True))
         cache.batch_repeat_interleave(count)
     keep = torch.ones(count, prefix.numel() - start, 1, device=prefix.device)
     keep[torch.arange(count, device=prefix.device), zeroed.to(prefix.device) - start] = 0.0
     with ZeroValues(model, keep):
         out = model.base_model(
-            input_ids=prefix[None, start:].expand(count, -1), past_key_values=cache, use_cache=cache is not None
+            input_ids=prefix[None, start:].expand(count, -1), **cache_argument(model.base_model, cache), use_cache=cache is not None
         )
     return out.last_hidden_state[:, -1]
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInput
+from ..kv_cache import cache_argument, returned_cache
 from ..methods.base import input_embeddings
 from .hellinger import hellinger, probabilities
 from .normalise import source_positions
@@ -78,7 +79,7 @@ class BatchedEngine:
             self.cache = None
             start = int(positions[0])
             if prefix_cache and start > 0:
-                cache = model(inputs_embeds=embeddings[None, :start], use_cache=True).past_key_values
+                cache = returned_cache(model(inputs_embeds=embeddings[None, :start], use_cache=True))
                 self.cache = cache if _copyable(cache) else None
             if self.cache is None:
                 start = 0
@@ -110,7 +111,7 @@ class BatchedEngine:
         if self.cache is not None:
             cache = copy.deepcopy(self.cache)
             cache.batch_repeat_interleave(batch)
-            out = self.model(inputs_embeds=inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = self.model(inputs_embeds=inputs, **cache_argument(self.model, cache), use_cache=True, logits_to_keep=1)
         else:
             out = self.model(inputs_embeds=inputs, use_cache=False, logits_to_keep=1)
         return out.logits[:, -1].float().cpu()
