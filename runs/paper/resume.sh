@@ -15,6 +15,7 @@ VENV=${VENV:-.venv-paper}
 mkdir -p .cache
 exec >>"${LOG:-.cache/paper-run.log}" 2>&1
 echo "resume.sh: started $(date -u +%FT%TZ)"
+echo "start $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"  # for the wall time (snapshot.sh)
 if [ ! -x "$VENV/bin/torchrun" ]; then
     python3 -m venv "$VENV" \
         && "$VENV/bin/pip" install -q --no-deps -r "$RUN/requirements.txt" \
@@ -25,7 +26,7 @@ export OMP_NUM_THREADS=1
 for attempt in 1 2 3; do  # a crash of one process ends the whole torchrun job; the rerun resumes
     "$VENV/bin/torchrun" --nproc_per_node "${NPROC:-2}" -m gradellm_cli sweep --models smollm2,gemma3 \
         --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \
-        --balanced --boolq-context evidence --output-dir "$RUN" && { echo "resume.sh: finished $(date -u +%FT%TZ)"; exit 0; }
+        --balanced --boolq-context evidence --output-dir "$RUN" && { echo "resume.sh: finished $(date -u +%FT%TZ)"; echo "finish $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"; exit 0; }
     echo "resume.sh: attempt $attempt ended with an error; resuming" >&2
 done
 exit 1

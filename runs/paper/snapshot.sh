@@ -25,5 +25,12 @@ if git diff --cached --quiet; then
     echo "snapshot.sh: nothing new ($units units done)"
     exit 0
 fi
-git commit -q -m "Paper run: $units of 1440 units done"
-echo "snapshot.sh: committed $units units"
+# timeline.log: resume.sh writes "start", this script "snapshot", a finished run "finish". Units done
+# after a session's last snapshot are lost with its disk and run again, so the run's wall time is
+# the sum, over sessions, of the time from each start to the last snapshot or finish after it.
+echo "snapshot $(date -u +%FT%TZ) $(date +%s) $units" >> "$RUN/timeline.log"
+hours=$(awk '$1 == "start" {if (last) total += last - begin; begin = $3; last = 0}
+             $1 != "start" {last = $3} END {if (last) total += last - begin; printf "%.2f", total / 3600}' "$RUN/timeline.log")
+git add "$RUN/timeline.log"
+git commit -q -m "Paper run: $units of 1440 units done ($hours h of wall time)"
+echo "snapshot.sh: committed $units units; wall time so far $hours h"
