@@ -30,6 +30,7 @@ from gradellm_cli.metrics import (
     solve_alpha,
     squeeze,
 )
+from gradellm_cli.metrics.evaluate import soft_ns_nc
 from gradellm_cli.metrics.hellinger import probabilities
 from gradellm_cli.metrics.masks import Bernoulli, draw, mask_seed, ranking, step_counts
 
@@ -213,9 +214,8 @@ def test_zero_keep_probabilities_soft_ns_0_and_soft_nc_0():
     assert not masks[0].any() and masks[1].all()
     measured = measure(engine, [torch.zeros(6, dtype=torch.bool), *masks])
     delta0, keep, remove = measured.hellinger
-    assert delta0 > 0
-    assert max(0.0, delta0 - keep) / delta0 == 0.0
-    assert remove / delta0 == 0.0
+    assert delta0 > 0 and keep == delta0 and remove == 0.0
+    assert soft_ns_nc(delta0, np.array([keep]), np.array([remove])) == (0.0, 0.0)
 
 
 def test_soft_metrics_on_the_fake_model_by_hand():
@@ -246,6 +246,33 @@ def test_pi_auc_is_the_trapezoid_over_the_grid():
     assert out["auc_pi_soft_ns"] == pytest.approx(0.5 * (y[0] + y[1]) * 0.3 + 0.5 * (y[1] + y[2]) * 0.1, abs=1e-12)
     assert x == [0.2, 0.5, 0.6] and len(out["alpha"]) == 3
     assert all(abs(a - p) <= 1e-4 for a, p in zip(out["achieved_pi"], x))
+
+
+def test_pi_point_by_hand_uses_the_transformed_scores():
+    """One point of the pi curves recomputed from scratch: keep probabilities (eps + (1 - 2 eps) s)**alpha
+    with mean pi, the same seeded draws, Soft-NS/NC at that pi. Raw scores in place of the transformed
+    ones, or another pi's draws, would give other values."""
+    scores, samples, pi = [1.0, 0.6, 0.3, 0.1, 0.0], 2, 0.35
+    settings = MetricSettings(metrics=("pi",), pi_grid=(pi, 0.5), samples=samples, seed=3)
+    out = evaluate_record(None, _fake_record(scores), settings, engine=FakeEngine(5, critical=1))
+    squeezed = 1e-6 + (1 - 2e-6) * np.array(scores)
+    low, high = 1e-6, 1e6  # bisection for alpha with mean(squeezed**alpha) = pi, independent of solve_alpha
+    for _ in range(200):
+        alpha = math.sqrt(low * high)
+        low, high = (alpha, high) if np.mean(squeezed**alpha) > pi else (low, alpha)
+    prob = torch.from_numpy(squeezed**alpha)
+    assert float(prob.mean()) == pytest.approx(pi, abs=1e-4)
+    generator = torch.Generator().manual_seed(mask_seed(3, "fake-1", "fake", 0))
+    masks = [torch.rand(5, generator=generator, dtype=torch.float64) < p for _ in range(samples) for p in (prob, 1 - prob)]
+    engine = FakeEngine(5, critical=1)
+    reference = probabilities(engine.logits([torch.ones(5, dtype=torch.bool)]))
+    distances = hellinger(probabilities(engine.logits([torch.zeros(5, dtype=torch.bool), *masks])), reference).tolist()
+    delta0 = distances[0]
+    ns = np.mean([max(0.0, delta0 - d) / delta0 for d in distances[1::2]])
+    nc = np.mean([d / delta0 for d in distances[2::2]])
+    assert out["alpha"][0] == pytest.approx(alpha, rel=1e-3)
+    assert out["pi_soft_ns"][0] == pytest.approx(ns, abs=1e-12)
+    assert out["pi_soft_nc"][0] == pytest.approx(nc, abs=1e-12)
 
 
 def test_undefined_metrics_give_error_records():

@@ -21,7 +21,7 @@ from gradellm_cli.errors import BadInput, GradellmError, NotFound
 from gradellm_cli.reports import collect, report_tables, write_reports
 from gradellm_cli.reports.load import BUILTIN_DATASETS, dataset_name
 from gradellm_cli.reports.plot import mean_curves
-from gradellm_cli.reports.stats import bootstrap_ci, competition_ranks, paired_sign_flip_test
+from gradellm_cli.reports.stats import bootstrap_ci, bootstrap_ci_of_means, competition_ranks, paired_sign_flip_test
 from gradellm_cli.reports.tables import AUC_NC, AUC_NS, AVERAGE, DELETION, INSERTION, Column
 
 PI = [0.1, 0.3, 0.5, 0.7, 0.9]
@@ -111,6 +111,14 @@ def test_generation_uses_only_sequence_level_records(tmp_path):
     assert all(r["level"] == "token" for r in collection.rows if r["dataset"] != "tellmewhy")
 
 
+def test_ranks_follow_the_printed_means(tmp_path):
+    """0.4004 and 0.4001 both print as 0.400: they share first place instead of being marked best and 2nd."""
+    records = [metric("sst2-test-0", method, value=value) for method, value in
+               (("grad-ellm", 0.4001), ("saliency", 0.4004), ("random", 0.3))]
+    t1 = table(report_tables(collect(write(tmp_path / "m.jsonl", records))), "table1")
+    assert [t1.cells[(m, Column("sst2", AUC_NS))].rank for m in ("grad-ellm", "saliency", "random")] == [1, 1, 3]
+
+
 def test_error_records_are_counted_per_cell(tmp_path):
     records = run_records(inputs=3) + [
         {"kind": "error", "id": "sst2-test-99", "model": "smollm2", "method": "saliency", "step": 0, "error": "all-zero scores"},
@@ -149,6 +157,21 @@ def test_builtin_names_match_the_data_module():
 # --- statistics ----------------------------------------------------------------------------------------
 
 
+def test_bootstrap_interval_is_the_95_percent_interval_of_the_mean():
+    """For 400 normal values the percentile bootstrap matches mean +- 1.96 SE: a 90% interval (width
+    ratio 0.84), resampling the wrong axis or a standard-deviation-wide interval would not."""
+    values = np.random.default_rng(0).normal(0.4, 0.1, size=400)
+    standard_error = values.std(ddof=1) / math.sqrt(values.size)
+    low, high = bootstrap_ci(values, seed=7)
+    assert (high - low) / (2 * 1.96 * standard_error) == pytest.approx(1.0, abs=0.07)
+    assert abs((low + high) / 2 - values.mean()) < 0.2 * standard_error
+    groups = [values[:200], np.random.default_rng(1).normal(0.8, 0.3, size=100)]  # the Average column
+    errors = [g.std(ddof=1) / math.sqrt(g.size) for g in groups]
+    low2, high2 = bootstrap_ci_of_means(groups, seed=7)
+    assert (high2 - low2) / (2 * 1.96 * math.hypot(*errors) / 2) == pytest.approx(1.0, abs=0.07)
+    assert abs((low2 + high2) / 2 - np.mean([g.mean() for g in groups])) < 0.2 * math.hypot(*errors) / 2
+
+
 def test_bootstrap_interval_contains_the_mean_and_is_seeded():
     values = np.random.default_rng(0).normal(0.4, 0.1, size=40)
     low, high = bootstrap_ci(values, seed=7)
@@ -176,6 +199,20 @@ def test_table1_paired_tests_on_the_same_inputs(tmp_path):
     assert {t.baseline for t in t1.tests} == {"saliency", "attention", "random"}
     vs_random = tests[("random", "sst2", AUC_NS)]
     assert vs_random.pairs == 8 and vs_random.difference == pytest.approx(0.3, abs=0.02) and vs_random.p_value < 0.01
+
+
+def test_table1_pairs_records_by_input(tmp_path):
+    """Inputs differ by far more (0 to 1) than the methods do (grad-ellm 0.02 above random on every
+    input): paired by input, all 10 differences are +0.02 and p = 2 / 2**10; paired any other way,
+    the differences would be swamped by the inputs' spread."""
+    difficulty = np.random.default_rng(5).uniform(0, 1, size=10)
+    records = [metric(f"sst2-test-{i}", method, value=float(d) + gap) for i, d in enumerate(difficulty) for method, gap in
+               (("grad-ellm", 0.02), ("random", 0.0))]
+    records.reverse()  # file order must not matter either
+    t1 = table(report_tables(collect(write(tmp_path / "m.jsonl", records))), "table1")
+    test = next(t for t in t1.tests if t.baseline == "random" and t.metric == AUC_NS)
+    assert test.pairs == 10 and test.difference == pytest.approx(0.02, abs=1e-9)
+    assert test.p_value == pytest.approx(2 / 2**10)
 
 
 def test_paired_test_impossible_gives_a_note(tmp_path):
@@ -285,6 +322,35 @@ def test_bad_input_is_a_one_line_error(app, tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(metrics.read_bytes() + b"{oops\n")
     assert "line" in failure(invoke(app, "render", "--table", str(broken)), BadInput)
+
+
+def test_records_with_other_metric_settings_are_refused(app, tmp_path):
+    """AUCs over another pi grid (or sample count) do not compare: one report, one set of settings."""
+    settings = {"pi_grid": PI, "samples": 3, "heatmap": {"task": "sentiment"}}
+    first = write(tmp_path / "a.jsonl", [metric("sst2-test-0", "grad-ellm", config=settings)])
+    other = settings | {"pi_grid": PI[1:]}
+    second = write(tmp_path / "b.jsonl", [metric("sst2-test-1", "random", config=other)])
+    with pytest.raises(BadInput, match="different settings .*pi_grid"):
+        collect([first, second])
+    folder = tmp_path / "evaluations"  # two evaluate runs' files in one folder
+    write(folder / "metrics-a.jsonl", [metric("sst2-test-0", "grad-ellm", config=settings)])
+    write(folder / "metrics-b.jsonl", [metric("sst2-test-1", "random", config=other)])
+    message = failure(invoke(app, "render", "--table", str(folder)), BadInput)
+    assert "sst2-test-1 (smollm2, random)" in message and "report them separately" in message
+    fewer_metrics = write(tmp_path / "c.jsonl", [metric("sst2-test-1", "random", config=settings | {"metrics": ["pi"]})])
+    assert len(collect([first, fewer_metrics]).rows) == 2  # which metrics were computed does not matter
+
+
+def test_one_unit_scored_with_two_settings_is_refused(tmp_path):
+    """Two variants under one method name (here Grad-ELLM with and without loosened attention) must not
+    silently replace each other; the same record twice is a plain repeat."""
+    loosened = {"heatmap": {"task": "sentiment", "attention": "loosened"}}
+    softmax = {"heatmap": {"task": "sentiment", "attention": "softmax"}}
+    first = write(tmp_path / "a.jsonl", [metric("sst2-test-0", "grad-ellm", config=loosened)])
+    with pytest.raises(BadInput, match=r"sst2-test-0 \(smollm2, grad-ellm\) step 0 was scored twice .*config.heatmap.attention"):
+        collect([first, write(tmp_path / "b.jsonl", [metric("sst2-test-0", "grad-ellm", config=softmax)])])
+    repeated = collect([first, first])
+    assert len(repeated.rows) == 1 and repeated.passed_over == 1
 
 
 def test_reports_of_an_unfinished_sweep_say_they_are_partial(tmp_path):

@@ -61,6 +61,13 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0)
 
 
+def soft_ns_nc(delta0: float, keep: np.ndarray, remove: np.ndarray) -> tuple[float, float]:
+    """(Soft-NS, Soft-NC) from the distances of the keep and the removal perturbations, averaged over
+    samples: Soft-NS = max(0, Delta_0 - Delta_keep) / Delta_0 (clipped, as the method notes), Soft-NC =
+    Delta_remove / Delta_0 (not clipped: it can exceed 1). Delta_0: every source token zeroed."""
+    return float(np.mean(np.maximum(0.0, delta0 - keep) / delta0)), float(np.mean(remove / delta0))
+
+
 def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) -> dict[str, Any]:
     """The metric values of one checked heatmap record, measured with ``engine``; raises MetricError."""
     names = applicable_metrics(record, settings)
@@ -104,9 +111,7 @@ def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) ->
         raise MetricError(f"Delta_0 = {delta0:.3g}: zeroing every source token leaves the prediction unchanged; Soft-NS/NC are undefined")
 
     def soft_pair(start: int) -> tuple[float, float]:
-        keep = distance[start : start + 2 * samples : 2]
-        remove = distance[start + 1 : start + 2 * samples : 2]
-        return float(np.mean(np.maximum(0.0, delta0 - keep) / delta0)), float(np.mean(remove / delta0))
+        return soft_ns_nc(delta0, distance[start : start + 2 * samples : 2], distance[start + 1 : start + 2 * samples : 2])
 
     if "soft" in names:
         out["soft_ns"], out["soft_nc"] = soft_pair(raw_at)

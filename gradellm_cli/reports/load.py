@@ -3,7 +3,9 @@
 Which records count. The paper scores open generation at the sequence level and classification at its
 single token, so a generation contributes only its sequence-level record (``step`` -1, ``level``
 "sequence") and a classification only its token-level record; the per-step records of a generation are
-passed over. Error records are not averaged but counted, per (model, dataset, method), so a table can
+passed over. A unit met twice keeps one record; met with two settings (two variants under one method
+name), or among records of other metric settings (pi grid, samples, ...), it is refused: those numbers do
+not compare. Error records are not averaged but counted, per (model, dataset, method), so a table can
 say how many inputs a mean leaves out.
 
 Which data set a record belongs to, first match wins (heatmap records name only the prompt template,
@@ -39,6 +41,7 @@ import orjson
 from ..errors import BadInput, NotFound
 from ..jsonl import whole_lines
 from ..records import ERROR, HEATMAP, METRIC
+from ..sweep.manifest import first_difference
 
 SEQUENCE_STEP = -1  # as ``metrics.records.SEQUENCE_STEP`` (that package imports torch)
 GENERATION_TASKS = frozenset({"generate"})
@@ -156,9 +159,38 @@ def dataset_name(record: dict[str, Any], dataset_of: Mapping[str, str]) -> str:
     return str(record.get("task") or heatmap.get("task") or "unknown")
 
 
+def metric_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """What makes two records' metric values comparable: the metric settings of ``config`` (pi grid,
+    samples, mask unit, seed, ...), without the list of metrics computed and the heatmap's settings."""
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    return {key: value for key, value in config.items() if key not in ("heatmap", "metrics")}
+
+
+def _describe(row: dict[str, Any]) -> str:
+    return f"{row['id']} ({row['model']}, {row['method']})"
+
+
+def _check_comparable(first: dict[str, Any], row: dict[str, Any]) -> None:
+    """One report, one set of metric settings: AUCs over other pi grids or sample counts do not compare."""
+    difference = first_difference(metric_settings(first), metric_settings(row), labels=(f"for {_describe(first)}", f"for {_describe(row)}"))
+    if difference:
+        raise BadInput(f"the metric records were made with different settings ({difference}); report them separately")
+
+
+def _check_repeat(previous: dict[str, Any], row: dict[str, Any]) -> None:
+    """A unit met twice is a repeat only with the same settings; two variants (``--attention softmax``,
+    another ``--target-fn``) under one method name would otherwise silently replace each other."""
+    difference = first_difference(previous.get("config"), row.get("config"), "config", labels=("in one", "in another"))
+    if difference:
+        raise BadInput(f"{_describe(row)} step {row.get('step', 0)} was scored twice with different settings ({difference}); "
+                       "report the runs separately")
+
+
 def _add_metric_rows(collection: Collection, metrics: list[dict[str, Any]], dataset_of: Mapping[str, str]) -> None:
-    """Keep the level each task is scored at; a repeated (id, model, method, step) keeps its last record."""
+    """Keep the level each task is scored at; a unit repeated with the same settings keeps its last
+    record; different metric settings, or one unit scored with two, are refused (BadInput)."""
     chosen: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    first: dict[str, Any] | None = None
     for record in metrics:
         wanted_level = "sequence" if is_generation(record) else "token"
         if record.get("level", "token") != wanted_level:
@@ -166,8 +198,12 @@ def _add_metric_rows(collection: Collection, metrics: list[dict[str, Any]], data
             continue
         row = {**record, "id": str(record.get("id")), "model": str(record.get("model")), "method": str(record.get("method"))}
         row["dataset"] = dataset_name(record, dataset_of)
+        first = first or row
+        _check_comparable(first, row)
         key = (row["id"], row["model"], row["method"], int(record.get("step", 0)))
-        collection.passed_over += key in chosen
+        if key in chosen:
+            _check_repeat(chosen[key], row)
+            collection.passed_over += 1
         chosen[key] = row
         if wanted_level == "sequence":
             collection.generation.add(row["dataset"])

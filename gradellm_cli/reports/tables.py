@@ -18,6 +18,7 @@ from .load import Collection
 from .stats import bootstrap_ci, bootstrap_ci_of_means, cell_seed, competition_ranks, paired_sign_flip_test
 
 GRAD_ELLM = "grad-ellm"
+SHOWN_DECIMALS = 3  # the tables print means with 3 decimals (format.py); ranks follow what is printed
 AVERAGE = "Average"
 
 
@@ -144,7 +145,8 @@ def _rank(table: Table) -> None:
         if column.metric.higher_is_better is None:
             continue
         cells = [table.cells[(m, column)] for m in table.methods]
-        for cell, rank in zip(cells, competition_ranks([c.mean for c in cells], column.metric.higher_is_better)):
+        shown = [round(c.mean, SHOWN_DECIMALS) for c in cells]  # two cells that read the same share a rank
+        for cell, rank in zip(cells, competition_ranks(shown, column.metric.higher_is_better)):
             cell.rank = rank
 
 

@@ -74,17 +74,17 @@ def _compared(manifest: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in manifest.items() if key not in _INFO}
 
 
-def first_difference(old: Any, new: Any, where: str = "") -> str | None:
-    """The dotted path of the first difference, e.g. ``options.samples: 3 != 1``; None when equal."""
+def first_difference(old: Any, new: Any, where: str = "", labels: tuple[str, str] = ("before", "now")) -> str | None:
+    """The dotted path of the first difference, e.g. ``options.samples: 1 before, 3 now``; None when equal."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
-            found = first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key)
+            found = first_difference(old.get(key), new.get(key), f"{where}.{key}" if where else key, labels)
             if found:
                 return found
         return None
     if old != new:
         shown = [json.dumps(value)[:60] for value in (old, new)]
-        return f"{where or 'manifest'}: {shown[0]} before, {shown[1]} now"
+        return f"{where or 'manifest'}: {shown[0]} {labels[0]}, {shown[1]} {labels[1]}"
     return None
 
 
