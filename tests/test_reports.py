@@ -119,6 +119,21 @@ def test_ranks_follow_the_printed_means(tmp_path):
     assert [t1.cells[(m, Column("sst2", AUC_NS))].rank for m in ("grad-ellm", "saliency", "random")] == [1, 1, 3]
 
 
+def test_generations_with_failed_steps_are_counted_as_partial(tmp_path):
+    """A sequence record averaged over fewer steps than planned (``steps_failed``) counts in n and is
+    flagged beside it, in Markdown and CSV."""
+    records = [metric(f"tellmewhy-unknown-{i}", "grad-ellm", "generate", step=-1, level="sequence", value=0.5,
+                      **({"steps_failed": [5]} if i == 0 else {})) for i in range(3)]
+    run = write(tmp_path / "run" / "metrics.jsonl", records)
+    t1 = table(report_tables(collect(run)), "table1")
+    cell = t1.cells[("grad-ellm", Column("tellmewhy", AUC_NS))]
+    assert (cell.n, cell.partial, cell.errors) == (3, 1, 0)
+    write_reports(run, tmp_path / "out")
+    assert "| `grad-ellm` | 3 (1 partial) |" in (tmp_path / "out" / "table1.md").read_text()
+    rows = list(csv.DictReader((tmp_path / "out" / "table1.csv").open()))
+    assert {row["partial"] for row in rows if row["dataset"] == "tellmewhy"} == {"1"}
+
+
 def test_error_records_are_counted_per_cell(tmp_path):
     records = run_records(inputs=3) + [
         {"kind": "error", "id": "sst2-test-99", "model": "smollm2", "method": "saliency", "step": 0, "error": "all-zero scores"},

@@ -19,7 +19,7 @@ from .tables import AVERAGE, GRAD_ELLM, Cell, Column, PairedTest, Table
 
 MARKDOWN_MARKS = {1: ("**", "**"), 2: ("<u>", "</u>"), 3: ("*", "*")}
 RICH_MARKS = {1: "bold green", 2: "underline", 3: "italic"}
-CSV_FIELDS = ["model", "table", "method", "dataset", "metric", "mean", "ci_low", "ci_high", "n", "errors", "rank",
+CSV_FIELDS = ["model", "table", "method", "dataset", "metric", "mean", "ci_low", "ci_high", "n", "errors", "partial", "rank",
               "diff_grad_ellm_minus_method", "p_value", "pairs", "test_note"]
 
 
@@ -63,7 +63,7 @@ def markdown_table(table: Table, seed: int) -> str:
     lines += _markdown_grid(["method", *map(header, table.columns)], [
         [f"`{m}`", *(_marked(table.cells[(m, c)]) for c in table.columns)] for m in table.methods
     ])
-    lines += ["", "Inputs per cell (n, and error records that left inputs out):", ""]
+    lines += ["", "Inputs per cell (n; errors: inputs left out; partial: generations with failed steps, averaged over the rest):", ""]
     datasets = list(dict.fromkeys(c.dataset for c in table.columns if c.dataset != AVERAGE))
     lines += _markdown_grid(["method", *datasets], [[f"`{m}`", *(_inputs(table, m, d) for d in datasets)] for m in table.methods])
     if table.tests:
@@ -90,8 +90,9 @@ def _marked(cell: Cell) -> str:
 
 def _inputs(table: Table, method: str, dataset: str) -> str:
     cells = [table.cells[(method, c)] for c in table.columns if c.dataset == dataset]
-    n, errors = max(c.n for c in cells), max(c.errors for c in cells)
-    return f"{n}" + (f" ({errors} error{'s' * (errors != 1)})" if errors else "")
+    n, errors, partial = (max(getattr(c, name) for c in cells) for name in ("n", "errors", "partial"))
+    notes = [f"{errors} error{'s' * (errors != 1)}"] * bool(errors) + [f"{partial} partial"] * bool(partial)
+    return f"{n}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _test_columns(table: Table) -> list[Column]:
@@ -124,7 +125,7 @@ def _csv_row(table: Table, method: str, column: Column, test: PairedTest | None)
     row: dict[str, object] = {
         "model": table.model, "table": table.key, "method": method, "dataset": column.dataset, "metric": column.metric.field,
         "mean": _csv_number(cell.mean), "ci_low": _csv_number(cell.low), "ci_high": _csv_number(cell.high),
-        "n": cell.n, "errors": cell.errors, "rank": cell.rank if cell.rank is not None else "",
+        "n": cell.n, "errors": cell.errors, "partial": cell.partial, "rank": cell.rank if cell.rank is not None else "",
     }
     if test is not None:
         row |= {"diff_grad_ellm_minus_method": _csv_number(test.difference), "pairs": test.pairs, "test_note": test.note,

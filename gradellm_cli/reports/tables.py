@@ -50,8 +50,9 @@ class Column:
 
 @dataclass
 class Cell:
-    """One method's mean of one metric on one data set, its 95% interval, the inputs behind it (n) and
-    the error records that left inputs out, and its rank in its column (1 = best)."""
+    """One method's mean of one metric on one data set, its 95% interval, the inputs behind it (n), the
+    error records that left inputs out, the generations among n averaged over fewer steps than planned
+    (``partial``: some evaluated steps failed), and its rank in its column (1 = best)."""
 
     mean: float
     low: float
@@ -59,6 +60,7 @@ class Cell:
     n: int
     errors: int = 0
     rank: int | None = None
+    partial: int = 0
 
 
 @dataclass
@@ -113,12 +115,14 @@ def build_table(collection: Collection, key: str, title: str, model: str, datase
 
 
 def _cell(collection: Collection, model: str, method: str, column: Column, seed: int) -> Cell:
-    values = _values(collection.select(model, column.dataset, method), column.metric.field)
+    rows = [r for r in collection.select(model, column.dataset, method) if _values([r], column.metric.field)]
+    values = _values(rows, column.metric.field)
     errors = collection.errors.get((model, column.dataset, method), 0)
     if not values:
         return Cell(math.nan, math.nan, math.nan, 0, errors)
     low, high = bootstrap_ci(values, cell_seed(seed, model, column.dataset, method, column.metric.field))
-    return Cell(sum(values) / len(values), low, high, len(values), errors)
+    partial = sum(1 for r in rows if r.get("steps_failed"))
+    return Cell(sum(values) / len(values), low, high, len(values), errors, partial=partial)
 
 
 def _add_averages(table: Table, collection: Collection, seed: int) -> None:
