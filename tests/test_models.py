@@ -48,6 +48,9 @@ def test_cache_folder_follows_content_not_path_or_time(tmp_path, monkeypatch):
     for changed in (b"X" + content[1:], content[:-1] + b"X", content + b"X"):
         second.write_bytes(changed)
         assert gguf_cache_folder(second) != gguf_cache_folder(first)
+    before = gguf_cache_folder(first)
+    monkeypatch.setattr("gradellm_cli.models._converter_versions", lambda: "transformers=0.0,gguf=0.0")
+    assert gguf_cache_folder(first) != before  # another converter, another folder
 
 
 def test_cache_folder_loads_as_a_local_model_and_gives_the_same_scores(smollm2):
