@@ -15,12 +15,25 @@ NEW, OLD = "cache", "past_key_values"
 
 
 @functools.cache
+def _library_name() -> str:
+    """The name this transformers uses: ``cache`` once its model outputs carry a ``cache`` field."""
+    from transformers.modeling_outputs import BaseModelOutputWithPast
+
+    return NEW if NEW in getattr(BaseModelOutputWithPast, "__dataclass_fields__", {}) else OLD
+
+
+@functools.cache
 def _argument_name(forward: Any) -> str:
+    """The name in the forward's signature; the library's name when the signature hides it (``**kwargs``
+    wrappers), because passing a name the model ignores would silently drop the cache."""
     try:
         parameters = inspect.signature(forward).parameters
     except (TypeError, ValueError):
-        return OLD
-    return NEW if NEW in parameters else OLD
+        return _library_name()
+    for name in (NEW, OLD):
+        if name in parameters:
+            return name
+    return _library_name()
 
 
 def cache_argument(model, cache) -> dict[str, Any]:

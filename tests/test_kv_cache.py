@@ -23,10 +23,22 @@ class _NewModel:
         raise NotImplementedError
 
 
+class _WrappedModel:
+    def forward(self, *args, **kwargs):  # a wrapper that hides the signature
+        raise NotImplementedError
+
+
 def test_the_argument_name_follows_the_forward_signature():
     marker = object()
     assert cache_argument(_OldModel(), marker) == {"past_key_values": marker}
     assert cache_argument(_NewModel(), marker) == {"cache": marker}
+
+
+def test_a_hidden_signature_gets_the_installed_library_name():
+    from transformers.modeling_outputs import BaseModelOutputWithPast
+
+    expected = "cache" if "cache" in BaseModelOutputWithPast.__dataclass_fields__ else "past_key_values"
+    assert list(cache_argument(_WrappedModel(), object())) == [expected]
 
 
 def test_the_returned_cache_is_read_under_either_field_name():

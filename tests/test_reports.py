@@ -128,6 +128,9 @@ def test_generations_with_failed_steps_are_counted_as_partial(tmp_path):
     t1 = table(report_tables(collect(run)), "table1")
     cell = t1.cells[("grad-ellm", Column("tellmewhy", AUC_NS))]
     assert (cell.n, cell.partial, cell.errors) == (3, 1, 0)
+    with_sst2 = collect(write(tmp_path / "both" / "metrics.jsonl", records + [metric("sst2-test-0", "grad-ellm")]))
+    average = table(report_tables(with_sst2), "table1").cells[("grad-ellm", Column(AVERAGE, AUC_NS))]
+    assert (average.n, average.partial) == (4, 1)  # the average column adds up its data sets' counts
     write_reports(run, tmp_path / "out")
     assert "| `grad-ellm` | 3 (1 partial) |" in (tmp_path / "out" / "table1.md").read_text()
     rows = list(csv.DictReader((tmp_path / "out" / "table1.csv").open()))
@@ -356,16 +359,31 @@ def test_records_with_other_metric_settings_are_refused(app, tmp_path):
     assert len(collect([first, fewer_metrics]).rows) == 2  # which metrics were computed does not matter
 
 
-def test_one_unit_scored_with_two_settings_is_refused(tmp_path):
+def test_two_variants_of_a_method_in_one_cell_are_refused(tmp_path):
     """Two variants under one method name (here Grad-ELLM with and without loosened attention) must not
-    silently replace each other; the same record twice is a plain repeat."""
-    loosened = {"heatmap": {"task": "sentiment", "attention": "loosened"}}
-    softmax = {"heatmap": {"task": "sentiment", "attention": "softmax"}}
+    average or silently replace each other, on the same input or on different ones."""
+    loosened = {"heatmap": {"task": "sentiment", "attention": "loosened", "device": "cpu"}}
+    softmax = {"heatmap": {"task": "sentiment", "attention": "softmax", "device": "cpu"}}
     first = write(tmp_path / "a.jsonl", [metric("sst2-test-0", "grad-ellm", config=loosened)])
-    with pytest.raises(BadInput, match=r"sst2-test-0 \(smollm2, grad-ellm\) step 0 was scored twice .*config.heatmap.attention"):
-        collect([first, write(tmp_path / "b.jsonl", [metric("sst2-test-0", "grad-ellm", config=softmax)])])
-    repeated = collect([first, first])
+    for other_id in ("sst2-test-0", "sst2-test-1"):
+        second = write(tmp_path / f"{other_id}.jsonl", [metric(other_id, "grad-ellm", config=softmax)])
+        with pytest.raises(BadInput, match=r'grad-ellm on sst2 was explained with two settings \(attention: "loosened" for sst2-test-0'):
+            collect([first, second])
+
+
+def test_repeats_and_records_without_settings_are_not_refused(tmp_path):
+    """A unit scored again (with other metrics computed, or on another device) keeps its last record;
+    records without a config (hand-made, older) are not compared; data sets differ in task."""
+    settings = {"pi_grid": PI, "heatmap": {"task": "sentiment", "attention": "loosened", "device": "cpu"}}
+    again = {"pi_grid": PI, "metrics": ["pi"], "heatmap": {"task": "sentiment", "attention": "loosened", "device": "cuda"}}
+    first = write(tmp_path / "a.jsonl", [metric("sst2-test-0", "grad-ellm", config=settings)])
+    repeated = collect([first, write(tmp_path / "b.jsonl", [metric("sst2-test-0", "grad-ellm", config=again)])])
     assert len(repeated.rows) == 1 and repeated.passed_over == 1
+    bare = {k: v for k, v in metric("sst2-test-1", "grad-ellm").items() if k != "config"}
+    assert len(collect([first, write(tmp_path / "c.jsonl", [bare])]).rows) == 2
+    boolq = {"pi_grid": PI, "heatmap": {"task": "boolq", "attention": "loosened", "device": "cpu"}}
+    mixed = collect([first, write(tmp_path / "d.jsonl", [metric("boolq-eraser-test-1", "grad-ellm", "boolq", config=boolq)])])
+    assert len(mixed.rows) == 2
 
 
 def test_reports_of_an_unfinished_sweep_say_they_are_partial(tmp_path):

@@ -159,6 +159,9 @@ def dataset_name(record: dict[str, Any], dataset_of: Mapping[str, str]) -> str:
     return str(record.get("task") or heatmap.get("task") or "unknown")
 
 
+NOT_SETTINGS = ("device", "gradellm_version")  # where, and by which release, a heatmap was made
+
+
 def metric_settings(record: dict[str, Any]) -> dict[str, Any]:
     """What makes two records' metric values comparable: the metric settings of ``config`` (pi grid,
     samples, mask unit, seed, ...), without the list of metrics computed and the heatmap's settings."""
@@ -166,31 +169,49 @@ def metric_settings(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if key not in ("heatmap", "metrics")}
 
 
+def method_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The heatmap settings of a metric record (``config.heatmap``: task, target, attention, target_fn,
+    ...), without the device and the gradellm release."""
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    heatmap = config.get("heatmap") if isinstance(config.get("heatmap"), dict) else {}
+    return {key: value for key, value in heatmap.items() if key not in NOT_SETTINGS}
+
+
 def _describe(row: dict[str, Any]) -> str:
     return f"{row['id']} ({row['model']}, {row['method']})"
 
 
+def _difference(first: dict[str, Any], row: dict[str, Any], settings) -> str | None:
+    """The first difference between two rows' settings; None when equal or when either has none
+    (hand-made or older records without a config are not compared)."""
+    mine, theirs = settings(first), settings(row)
+    if not mine or not theirs:
+        return None
+    return first_difference(mine, theirs, labels=(f"for {_describe(first)}", f"for {_describe(row)}"))
+
+
 def _check_comparable(first: dict[str, Any], row: dict[str, Any]) -> None:
     """One report, one set of metric settings: AUCs over other pi grids or sample counts do not compare."""
-    difference = first_difference(metric_settings(first), metric_settings(row), labels=(f"for {_describe(first)}", f"for {_describe(row)}"))
+    difference = _difference(first, row, metric_settings)
     if difference:
         raise BadInput(f"the metric records were made with different settings ({difference}); report them separately")
 
 
-def _check_repeat(previous: dict[str, Any], row: dict[str, Any]) -> None:
-    """A unit met twice is a repeat only with the same settings; two variants (``--attention softmax``,
-    another ``--target-fn``) under one method name would otherwise silently replace each other."""
-    difference = first_difference(previous.get("config"), row.get("config"), "config", labels=("in one", "in another"))
+def _check_one_variant(first: dict[str, Any], row: dict[str, Any]) -> None:
+    """One cell (model, data set, method), one variant of the method: Grad-ELLM with ``--attention
+    softmax`` beside the default, or another ``--target-fn``, must not be averaged or replace each other."""
+    difference = _difference(first, row, method_settings)
     if difference:
-        raise BadInput(f"{_describe(row)} step {row.get('step', 0)} was scored twice with different settings ({difference}); "
-                       "report the runs separately")
+        raise BadInput(f"{row['method']} on {row['dataset']} was explained with two settings ({difference}); "
+                       "variants of one method do not average: report the runs separately")
 
 
 def _add_metric_rows(collection: Collection, metrics: list[dict[str, Any]], dataset_of: Mapping[str, str]) -> None:
-    """Keep the level each task is scored at; a unit repeated with the same settings keeps its last
-    record; different metric settings, or one unit scored with two, are refused (BadInput)."""
+    """Keep the level each task is scored at; a repeated unit keeps its last record; other metric
+    settings, or two variants of a method in one cell, are refused (BadInput)."""
     chosen: dict[tuple[str, str, str, int], dict[str, Any]] = {}
     first: dict[str, Any] | None = None
+    first_in_cell: dict[CellKey, dict[str, Any]] = {}
     for record in metrics:
         wanted_level = "sequence" if is_generation(record) else "token"
         if record.get("level", "token") != wanted_level:
@@ -200,10 +221,9 @@ def _add_metric_rows(collection: Collection, metrics: list[dict[str, Any]], data
         row["dataset"] = dataset_name(record, dataset_of)
         first = first or row
         _check_comparable(first, row)
+        _check_one_variant(first_in_cell.setdefault((row["model"], row["dataset"], row["method"]), row), row)
         key = (row["id"], row["model"], row["method"], int(record.get("step", 0)))
-        if key in chosen:
-            _check_repeat(chosen[key], row)
-            collection.passed_over += 1
+        collection.passed_over += key in chosen
         chosen[key] = row
         if wanted_level == "sequence":
             collection.generation.add(row["dataset"])

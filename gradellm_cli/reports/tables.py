@@ -136,12 +136,14 @@ def _add_averages(table: Table, collection: Collection, seed: int) -> None:
         table.columns.append(column)
         for method in table.methods:
             groups = [_values(collection.select(table.model, d, method), metric.field) for d in datasets]
+            parts = [table.cells[(method, Column(d, metric))] for d in datasets]
+            errors, partial = sum(c.errors for c in parts), sum(c.partial for c in parts)
             if any(not g for g in groups):
-                table.cells[(method, column)] = Cell(math.nan, math.nan, math.nan, 0)
+                table.cells[(method, column)] = Cell(math.nan, math.nan, math.nan, 0, errors, partial=partial)
                 continue
             mean = sum(sum(g) / len(g) for g in groups) / len(groups)
             low, high = bootstrap_ci_of_means(groups, cell_seed(seed, table.model, AVERAGE, method, metric.field))
-            table.cells[(method, column)] = Cell(mean, low, high, sum(map(len, groups)))
+            table.cells[(method, column)] = Cell(mean, low, high, sum(map(len, groups)), errors, partial=partial)
 
 
 def _rank(table: Table) -> None:
