@@ -6,31 +6,47 @@
 # The done logs are staged (or copied) before the record files. The sweep appends a unit's heatmap
 # and metric records before its done line, so every unit the staged done logs name has all its
 # records staged too; records of a unit half-written at that moment are cut out and rerun on resume.
+# Runs under the lock /tmp/git.lock ($GIT_LOCK); commit other work under the same lock
+# (`flock /tmp/git.lock git commit ...`), and nothing is done while anything else is staged.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+shopt -s nullglob
+HERE=$(cd "$(dirname "$0")" && pwd)
+SOURCE=$(realpath "${1:-$HERE}")
+if [ "${SNAPSHOT_LOCKED:-}" != 1 ]; then
+    exec env SNAPSHOT_LOCKED=1 flock "${GIT_LOCK:-/tmp/git.lock}" "$HERE/snapshot.sh" "$SOURCE"
+fi
+cd "$HERE/../.."
 RUN=runs/paper
-SOURCE=${1:-$RUN}
-if [ -n "$(git diff --cached --name-only | grep -v "^$RUN/")" ]; then
+if [ -n "$(git diff --cached --name-only -- . ':!runs/paper/*.jsonl' ':!runs/paper/manifest.json' ':!runs/paper/timeline.log')" ]; then
     echo "snapshot.sh: other changes are staged; commit or unstage them first" >&2
     exit 1
 fi
-if [ "$(realpath "$SOURCE")" != "$(realpath "$RUN")" ]; then
-    cp "$SOURCE"/done*.jsonl "$RUN"/
+done_logs=("$SOURCE"/done*.jsonl)
+if [ ${#done_logs[@]} -eq 0 ]; then
+    echo "snapshot.sh: no unit is done yet"
+    exit 0
+fi
+if [ "$SOURCE" != "$(realpath "$RUN")" ]; then
+    cp "${done_logs[@]}" "$RUN"/
     cp "$SOURCE"/manifest.json "$SOURCE"/heatmaps*.jsonl "$SOURCE"/metrics*.jsonl "$RUN"/
 fi
-git add "$RUN"/done*.jsonl
-git add "$RUN"/manifest.json "$RUN"/heatmaps*.jsonl "$RUN"/metrics*.jsonl
+git add -- "$RUN"/done*.jsonl
+git add -- "$RUN"/manifest.json "$RUN"/heatmaps*.jsonl "$RUN"/metrics*.jsonl
 units=$(for f in $(git ls-files "$RUN" | grep '/done'); do git show ":$f"; done | wc -l)
 if git diff --cached --quiet; then
     echo "snapshot.sh: nothing new ($units units done)"
     exit 0
 fi
-# timeline.log: resume.sh writes "start", this script "snapshot", a finished run "finish". Units done
-# after a session's last snapshot are lost with its disk and run again, so the run's wall time is
-# the sum, over sessions, of the time from each start to the last snapshot or finish after it.
+# timeline.log: resume.sh writes "start" before and "stop" or "finish" after each sweep, this script
+# "snapshot". Units done after a session's last snapshot are lost with its disk and run again, so the
+# run's wall time is the sum, over segments, of the time from a start to the last line after it
+# (nothing after a finish counts).
 echo "snapshot $(date -u +%FT%TZ) $(date +%s) $units" >> "$RUN/timeline.log"
-hours=$(awk '$1 == "start" {if (last) total += last - begin; begin = $3; last = 0}
-             $1 != "start" {last = $3} END {if (last) total += last - begin; printf "%.2f", total / 3600}' "$RUN/timeline.log")
-git add "$RUN/timeline.log"
+hours=$(awk '$1 == "start" {if (last) total += last - begin; begin = $3; last = 0; over = 0; next}
+             over {next}
+             {last = $3}
+             $1 == "finish" {over = 1}
+             END {if (last) total += last - begin; printf "%.2f", total / 3600}' "$RUN/timeline.log")
+git add -- "$RUN/timeline.log"
 git commit -q -m "Paper run: $units of 1440 units done ($hours h of wall time)"
 echo "snapshot.sh: committed $units units; wall time so far $hours h"
