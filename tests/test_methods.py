@@ -115,6 +115,19 @@ def test_integrated_gradients_completeness(explainer, classification):
     assert abs(float(raw.sum()) - float(change)) <= 0.05 * abs(float(change))
 
 
+def test_integrated_gradients_path_batches_shrink_for_long_inputs(smollm2, monkeypatch):
+    """Long prefixes run fewer path points per batch (memory), with the same attributions."""
+    from gradellm_cli.methods import integrated_gradients as ig
+
+    assert [ig.path_batch_size(16, n) for n in (66, 352, 467, 1314, 10_000)] == [16, 16, 13, 4, 1]
+    ids = smollm2.tokenizer("a gorgeous, witty, seductive movie.", return_tensors="pt")["input_ids"][0]
+    target = int(ids[-1])
+    whole = integrated_gradients_raw(smollm2.model, ids[:-1], target, steps=6, batch_size=6)
+    monkeypatch.setattr(ig, "PATH_BATCH_TOKENS", 2 * len(ids))  # two path points per batch here
+    assert ig.path_batch_size(6, len(ids) - 1) == 2
+    close(integrated_gradients_raw(smollm2.model, ids[:-1], target, steps=6, batch_size=6), whole)
+
+
 def test_integrated_gradients_scores_are_the_norm_of_the_raw_attributions(explainer, classification):
     targets = classification.targets
     scores = run(explainer, classification, "integrated-gradients", ig_steps=3, batch_size=2)

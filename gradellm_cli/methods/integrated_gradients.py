@@ -5,7 +5,10 @@ integrates the gradient of f (the target's probability by default, or its logit)
 path from the baseline to the input embeddings with ``options.ig_steps`` points (default 50) of its
 default Gauss-Legendre rule, and multiplies by (input - baseline). Path points run through the model
 in batches of ``options.batch_size`` (Captum's ``internal_batch_size``), which changes the speed and
-memory, not the numbers. Each token's score is the L2 norm over the embedding dimension.
+memory, not the numbers (beyond float rounding). A batch holds at most ``PATH_BATCH_TOKENS`` tokens:
+the backward pass keeps every layer's activations, about 1.2 MB per token on SmolLM2-135M, so 16 path
+points of a 1,300-token review would need some 25 GB (measured: 9 GB for 16 x 467 tokens). Each
+token's score is the L2 norm over the embedding dimension.
 
 Cost per step: ``ig_steps`` forward and backward passes on the prefix, in ceil(ig_steps / batch_size)
 batched passes.
@@ -26,6 +29,13 @@ from ..errors import BadInput
 from . import register
 from .base import MethodOptions
 from .captum_common import CaptumMethod, TargetScore, prefix_embeddings, quiet
+
+PATH_BATCH_TOKENS = 6144  # path points x prefix tokens per batch: about 7 GB of activations on SmolLM2
+
+
+def path_batch_size(batch_size: int, length: int) -> int:
+    """Path points per batch: ``batch_size``, fewer for long prefixes (``PATH_BATCH_TOKENS``), at least 1."""
+    return max(1, min(batch_size, PATH_BATCH_TOKENS // max(1, length)))
 
 
 def integrated_gradients_raw(
@@ -51,7 +61,7 @@ def integrated_gradients_raw(
         embeddings,
         baselines=torch.zeros_like(embeddings),
         n_steps=steps,
-        internal_batch_size=batch_size,
+        internal_batch_size=path_batch_size(batch_size, int(prefix_ids.numel())),
     )
     return attributions[0]
 
