@@ -218,20 +218,27 @@ def test_zero_keep_probabilities_soft_ns_0_and_soft_nc_0():
     assert soft_ns_nc(delta0, np.array([keep]), np.array([remove])) == (0.0, 0.0)
 
 
+def _soft_by_hand(prob: torch.Tensor, seed: int, samples: int, critical: int) -> tuple[float, float, float]:
+    """(Delta_0, Soft-NS, Soft-NC) of the fake record's first keep probabilities ``prob``, from scratch:
+    the same seeded draws (keep then remove, ``samples`` times) through a FakeEngine."""
+    m = prob.numel()
+    generator = torch.Generator().manual_seed(mask_seed(seed, "fake-1", "fake", 0))
+    masks = [torch.rand(m, generator=generator, dtype=torch.float64) < p for _ in range(samples) for p in (prob, 1 - prob)]
+    engine = FakeEngine(m, critical=critical)
+    reference = probabilities(engine.logits([torch.ones(m, dtype=torch.bool)]))
+    distances = hellinger(probabilities(engine.logits([torch.zeros(m, dtype=torch.bool), *masks])), reference).tolist()
+    delta0 = distances[0]
+    ns = float(np.mean([max(0.0, delta0 - d) / delta0 for d in distances[1::2]]))
+    nc = float(np.mean([d / delta0 for d in distances[2::2]]))
+    return delta0, ns, nc
+
+
 def test_soft_metrics_on_the_fake_model_by_hand():
     scores = [1.0, 0.5, 0.25, 0.0]
     settings = MetricSettings(metrics=("soft",), samples=2, seed=7)
     record = _fake_record(scores)
     out = evaluate_record(None, record, settings, engine=FakeEngine(4, critical=0))
-    generator = torch.Generator().manual_seed(mask_seed(7, "fake-1", "fake", 0))
-    prob = torch.tensor(scores, dtype=torch.float64)
-    masks = [torch.rand(4, generator=generator, dtype=torch.float64) < p for _ in range(2) for p in (prob, 1 - prob)]
-    engine = FakeEngine(4, critical=0)
-    reference = probabilities(engine.logits([torch.ones(4, dtype=torch.bool)]))
-    distances = hellinger(probabilities(engine.logits([torch.zeros(4, dtype=torch.bool), *masks])), reference).tolist()
-    delta0 = distances[0]
-    ns = np.mean([max(0.0, delta0 - d) / delta0 for d in distances[1::2]])
-    nc = np.mean([d / delta0 for d in distances[2::2]])
+    delta0, ns, nc = _soft_by_hand(torch.tensor(scores, dtype=torch.float64), seed=7, samples=2, critical=0)
     assert out["delta0"] == pytest.approx(delta0, abs=1e-12)
     assert out["soft_ns"] == pytest.approx(ns, abs=1e-12)
     assert out["soft_nc"] == pytest.approx(nc, abs=1e-12)
@@ -262,14 +269,7 @@ def test_pi_point_by_hand_uses_the_transformed_scores():
         low, high = (alpha, high) if np.mean(squeezed**alpha) > pi else (low, alpha)
     prob = torch.from_numpy(squeezed**alpha)
     assert float(prob.mean()) == pytest.approx(pi, abs=1e-4)
-    generator = torch.Generator().manual_seed(mask_seed(3, "fake-1", "fake", 0))
-    masks = [torch.rand(5, generator=generator, dtype=torch.float64) < p for _ in range(samples) for p in (prob, 1 - prob)]
-    engine = FakeEngine(5, critical=1)
-    reference = probabilities(engine.logits([torch.ones(5, dtype=torch.bool)]))
-    distances = hellinger(probabilities(engine.logits([torch.zeros(5, dtype=torch.bool), *masks])), reference).tolist()
-    delta0 = distances[0]
-    ns = np.mean([max(0.0, delta0 - d) / delta0 for d in distances[1::2]])
-    nc = np.mean([d / delta0 for d in distances[2::2]])
+    _, ns, nc = _soft_by_hand(prob, seed=3, samples=samples, critical=1)
     assert out["alpha"][0] == pytest.approx(alpha, rel=1e-3)
     assert out["pi_soft_ns"][0] == pytest.approx(ns, abs=1e-12)
     assert out["pi_soft_nc"][0] == pytest.approx(nc, abs=1e-12)
