@@ -360,15 +360,41 @@ def test_records_with_other_metric_settings_are_refused(app, tmp_path):
 
 
 def test_two_variants_of_a_method_in_one_cell_are_refused(tmp_path):
-    """Two variants under one method name (here Grad-ELLM with and without loosened attention) must not
+    """Two variants under one method name (here Grad-ELLM on all layers and on the last ones) must not
     average or silently replace each other, on the same input or on different ones."""
-    loosened = {"heatmap": {"task": "sentiment", "attention": "loosened", "device": "cpu"}}
-    softmax = {"heatmap": {"task": "sentiment", "attention": "softmax", "device": "cpu"}}
-    first = write(tmp_path / "a.jsonl", [metric("sst2-test-0", "grad-ellm", config=loosened)])
+    every = {"heatmap": {"task": "sentiment", "layers": "all", "device": "cpu"}}
+    last = {"heatmap": {"task": "sentiment", "layers": "-4:", "device": "cpu"}}
+    first = write(tmp_path / "a.jsonl", [metric("sst2-test-0", "grad-ellm", config=every)])
     for other_id in ("sst2-test-0", "sst2-test-1"):
-        second = write(tmp_path / f"{other_id}.jsonl", [metric(other_id, "grad-ellm", config=softmax)])
-        with pytest.raises(BadInput, match=r'grad-ellm on sst2 was explained with two settings \(attention: "loosened" for sst2-test-0'):
+        second = write(tmp_path / f"{other_id}.jsonl", [metric(other_id, "grad-ellm", config=last)])
+        with pytest.raises(BadInput, match=r'grad-ellm on sst2 was explained with two settings \(layers: "all" for sst2-test-0'):
             collect([first, second])
+
+
+def test_the_paper_ablation_is_reported_beside_the_method(app, tmp_path):
+    """Grad-ELLM with softmax attention (the paper's "w/o l") from its own run shows as its own row,
+    second, with its own errors, and is tested against Grad-ELLM like a baseline; a folder of two
+    runs reads both."""
+    loosened = {"heatmap": {"task": "sentiment", "attention": "loosened"}}
+    softmax = {"heatmap": {"task": "sentiment", "attention": "softmax"}}
+    ours = [metric(f"sst2-test-{i}", m, value=0.5 + 0.01 * i + (m == "grad-ellm") * 0.1, config=loosened)
+            for i in range(6) for m in ("grad-ellm", "random")]
+    ablation = [metric(f"sst2-test-{i}", "grad-ellm", value=0.5 + 0.01 * i + 0.05, config=softmax) for i in range(5)]
+    ablation.append({"schema_version": 1, "kind": "error", "id": "sst2-test-5", "model": "smollm2", "method": "grad-ellm",
+                     "step": 0, "error": "Delta_0 = 0"})
+    write(tmp_path / "runs" / "main" / "metrics.jsonl", ours)
+    write(tmp_path / "runs" / "wo-l" / "metrics.jsonl", ablation)
+    collection = collect(tmp_path / "runs")
+    assert collection.methods == ["grad-ellm", "grad-ellm (w/o l)", "random"]
+    t1 = table(report_tables(collection), "table1")
+    cell = t1.cells[("grad-ellm (w/o l)", Column("sst2", AUC_NS))]
+    assert (cell.n, cell.errors) == (5, 1) and cell.mean == pytest.approx(0.57)
+    assert t1.cells[("grad-ellm", Column("sst2", AUC_NS))].errors == 0
+    test = next(t for t in t1.tests if t.baseline == "grad-ellm (w/o l)" and t.metric == AUC_NS)
+    assert test.pairs == 5 and test.difference == pytest.approx(0.05)
+    result = invoke(app, "render", "--table", str(tmp_path / "runs"), "--table-out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "| `grad-ellm (w/o l)` |" in (tmp_path / "out" / "table1.md").read_text()
 
 
 def test_repeats_and_records_without_settings_are_not_refused(tmp_path):
@@ -397,6 +423,7 @@ def test_reports_of_an_unfinished_sweep_say_they_are_partial(tmp_path):
     write_reports(run)
     assert "**Note: partial run: 3 of 8 units done;" in (run / "table1.md").read_text()
     assert len(collect(run).rows) == 3  # the unit without a done line is not counted
+    assert len(collect(tmp_path).rows) == 3  # a folder of run folders reads each through its done logs
     write(run / "done.jsonl", done + [{"unit": ["sst2", "smollm2", "x", f"y{i}"]} for i in range(5)])
     write_reports(run)
     assert "partial run" not in (run / "table1.md").read_text()

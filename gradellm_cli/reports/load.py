@@ -5,8 +5,10 @@ single token, so a generation contributes only its sequence-level record (``step
 "sequence") and a classification only its token-level record; the per-step records of a generation are
 passed over. A unit met twice keeps one record; met with two settings (two variants under one method
 name), or among records of other metric settings (pi grid, samples, ...), it is refused: those numbers do
-not compare. Error records are not averaged but counted, per (model, dataset, method), so a table can
-say how many inputs a mean leaves out.
+not compare. The one named variant is the paper's ablation, Grad-ELLM with softmax attention, reported
+as ``grad-ellm (w/o l)`` (:data:`VARIANTS`). A folder with no metric files of its own stands for its
+subfolders (a run and its ablation run side by side). Error records are not averaged but counted, per
+(model, dataset, method), so a table can say how many inputs a mean leaves out.
 
 Which data set a record belongs to, first match wins (heatmap records name only the prompt template,
 and SST-2 and IMDb share one):
@@ -70,9 +72,9 @@ class Collection:
 
     @property
     def methods(self) -> list[str]:
-        """grad-ellm first (the paper's method), then the baselines in the order first seen."""
+        """grad-ellm first (the paper's method), then its variants, then the baselines in the order first seen."""
         names = _ordered(row["method"] for row in self.rows)
-        return sorted(names, key=lambda name: name != "grad-ellm")
+        return sorted(names, key=lambda name: (name != "grad-ellm", not name.startswith("grad-ellm")))
 
     def select(self, model: str, dataset: str, method: str) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["model"] == model and r["dataset"] == dataset and r["method"] == method]
@@ -91,10 +93,11 @@ def metric_files(source: Path) -> list[Path]:
 
 
 def collect(sources: Path | Iterable[Path], dataset_of: Mapping[str, str] | None = None) -> Collection:
-    """Read every metric and error record of ``sources`` (files or run folders) into a :class:`Collection`."""
-    paths = [sources] if isinstance(sources, Path) else [Path(s) for s in sources]
+    """Read every metric and error record of ``sources`` (files, run folders, or a folder of run folders)
+    into a :class:`Collection`."""
+    paths = _expand([sources] if isinstance(sources, Path) else [Path(s) for s in sources])
     files = [file for path in paths for file in metric_files(path)]
-    raw = [record for path in paths for record in _records(path)]
+    raw = [record for path in paths for record in _labelled(list(_records(path)))]
     metrics = [r for r in raw if r.get("kind") == METRIC]
     if not metrics:
         raise BadInput(f"no metric records in {', '.join(str(f) for f in files)} (run `gradellm evaluate` first)")
@@ -111,13 +114,64 @@ def _is_run_folder(path: Path) -> bool:
     return path.is_dir() and any(path.glob("done*.jsonl"))
 
 
+def _expand(paths: list[Path]) -> list[Path]:
+    """A folder with no metric files of its own stands for its subfolders that have some (say a run and
+    its ablation run side by side), each read as itself: a run folder through its done logs."""
+    expanded: list[Path] = []
+    for path in paths:
+        if path.is_dir() and not _is_run_folder(path) and not any(path.glob(METRIC_GLOB)):
+            subfolders = sorted(p for p in path.iterdir() if p.is_dir() and any(p.glob(METRIC_GLOB)))
+            expanded += subfolders or [path]
+        else:
+            expanded.append(path)
+    return expanded
+
+
+# Known variants of a method that the paper reports beside it: (method, heatmap setting, value) -> label.
+VARIANTS = {("grad-ellm", "attention", "softmax"): "w/o l"}  # the paper's ablation: softmax, not loosened
+
+
+def method_label(method: str, heatmap_config: Any) -> str:
+    """The method's name in the tables: ``grad-ellm (w/o l)`` for Grad-ELLM explained with softmax
+    attention, as the paper's Tables 4-5 show it beside the method; the plain name otherwise."""
+    config = heatmap_config if isinstance(heatmap_config, dict) else {}
+    for (name, key, value), label in VARIANTS.items():
+        if method == name and config.get(key) == value:
+            return f"{method} ({label})"
+    return method
+
+
+def _heatmap_config(record: dict[str, Any]) -> Any:
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    return config if record.get("kind") == HEATMAP else config.get("heatmap")
+
+
+def _labelled(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of one source with their method labels (:func:`method_label`). Error records carry
+    no config: one takes the label its method has among the source's metric records when that is one
+    label (a source holds one configuration: a run folder, an evaluate output)."""
+    labels: dict[str, set[str]] = {}
+    out = []
+    for record in records:
+        if record.get("kind") in (METRIC, HEATMAP):
+            label = method_label(str(record.get("method")), _heatmap_config(record))
+            labels.setdefault(str(record.get("method")), set()).add(label)
+            record = {**record, "method": label}
+        out.append(record)
+    for index, record in enumerate(out):
+        known = labels.get(str(record.get("method")), set())
+        if record.get("kind") == ERROR and len(known) == 1:
+            out[index] = {**record, "method": next(iter(known))}
+    return out
+
+
 def _add_explain_seconds(collection: Collection, paths: list[Path]) -> None:
     """``explain_seconds`` on the rows of sweep run folders (see the module docstring)."""
     from ..sweep.store import read_run_heatmaps, unit_of
 
     totals: dict[tuple[str, str, str, str], float] = {}
     for path in filter(_is_run_folder, paths):
-        for record in read_run_heatmaps(path):
+        for record in _labelled(list(read_run_heatmaps(path))):
             if record.get("kind") != HEATMAP:
                 continue
             seconds = record.get("seconds")
