@@ -25,8 +25,11 @@ want=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["versi
     || { echo "resume.sh: cannot read $RUN/manifest.json with $PYTHON"; exit 1; }
 have=$("$PYTHON" -c 'import platform; print(platform.python_version())')
 [ "$want" = "$have" ] || { echo "resume.sh: the run was made with Python $want, $PYTHON is $have: set PYTHON"; exit 1; }
-if [ ! -f "$VENV/.complete" ]; then  # built to the end, or built again
-    rm -rf "$VENV"
+if [ -e "$VENV" ] && [ ! -f "$VENV/.complete" ]; then  # never delete a folder this script did not finish
+    echo "resume.sh: $VENV exists but was not built to the end by resume.sh; remove it or set VENV"
+    exit 1
+fi
+if [ ! -e "$VENV" ]; then
     "$PYTHON" -m venv "$VENV" \
         && "$VENV/bin/pip" install -q --no-deps -r "$RUN/requirements.txt" \
         && "$VENV/bin/pip" install -q --no-deps -e . \
