@@ -86,7 +86,7 @@ def metric_files(source: Path) -> list[Path]:
         raise NotFound(f"{source} does not exist")
     if source.is_file():
         return [source]
-    files = sorted(source.glob(METRIC_GLOB)) or sorted(source.glob(f"*/{METRIC_GLOB}"))
+    files = sorted(source.glob(METRIC_GLOB))  # a folder of run folders is split up first (_expand)
     if not files:
         raise NotFound(f"{source} holds no {METRIC_GLOB} file")
     return files
@@ -226,9 +226,8 @@ def metric_settings(record: dict[str, Any]) -> dict[str, Any]:
 def method_settings(record: dict[str, Any]) -> dict[str, Any]:
     """The heatmap settings of a metric record (``config.heatmap``: task, target, attention, target_fn,
     ...), without the device and the gradellm release."""
-    config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    heatmap = config.get("heatmap") if isinstance(config.get("heatmap"), dict) else {}
-    return {key: value for key, value in heatmap.items() if key not in NOT_SETTINGS}
+    heatmap = _heatmap_config(record)
+    return {key: value for key, value in heatmap.items() if key not in NOT_SETTINGS} if isinstance(heatmap, dict) else {}
 
 
 def _describe(row: dict[str, Any]) -> str:
@@ -252,8 +251,9 @@ def _check_comparable(first: dict[str, Any], row: dict[str, Any]) -> None:
 
 
 def _check_one_variant(first: dict[str, Any], row: dict[str, Any]) -> None:
-    """One cell (model, data set, method), one variant of the method: Grad-ELLM with ``--attention
-    softmax`` beside the default, or another ``--target-fn``, must not be averaged or replace each other."""
+    """One cell (model, data set, method), one variant of the method: another ``--target-fn`` or other
+    ``--layers`` must not be averaged or replace each other (the paper's ablation has a label of its own,
+    so it lands in a cell of its own)."""
     difference = _difference(first, row, method_settings)
     if difference:
         raise BadInput(f"{row['method']} on {row['dataset']} was explained with two settings ({difference}); "
