@@ -11,11 +11,17 @@
 # $PYTHON (default python3), which must be the manifest's Python. requirements.txt pins the CPU build
 # torch==2.13.0+cpu, which pip finds on these machines' local index; elsewhere add
 # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
+#
+# The code is pinned too: the sweep runs from a git worktree of CODE_COMMIT in $CODE (default
+# .cache/paper-code), not from the working tree, so that main can move on (new features, a new
+# gradellm.__version__) while this run finishes with the code its first records came from.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 RUN=runs/paper
 VENV=${VENV:-.venv-paper}
 PYTHON=${PYTHON:-python3}
+CODE=${CODE:-.cache/paper-code}
+CODE_COMMIT=beb9c3819da8b2e8fbbbe87953babcd82a023b02  # gradellm 0.1.0, the code of every record here
 mkdir -p .cache
 exec 9>.cache/paper-run.lock
 flock -n 9 || { echo "resume.sh: another resume.sh is running (lock .cache/paper-run.lock)" >&2; exit 1; }
@@ -25,24 +31,34 @@ want=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["versi
     || { echo "resume.sh: cannot read $RUN/manifest.json with $PYTHON"; exit 1; }
 have=$("$PYTHON" -c 'import platform; print(platform.python_version())')
 [ "$want" = "$have" ] || { echo "resume.sh: the run was made with Python $want, $PYTHON is $have: set PYTHON"; exit 1; }
-if [ -e "$VENV" ] && [ ! -f "$VENV/.complete" ]; then  # never delete a folder this script did not finish
-    echo "resume.sh: $VENV exists but was not built to the end by resume.sh; remove it or set VENV"
+if [ ! -e "$CODE" ]; then
+    git worktree prune
+    git worktree add -q --detach "$CODE" "$CODE_COMMIT" \
+        || { echo "resume.sh: cannot check out $CODE_COMMIT into $CODE"; exit 1; }
+fi
+[ "$(git -C "$CODE" rev-parse HEAD)" = "$CODE_COMMIT" ] && [ -z "$(git -C "$CODE" status --porcelain)" ] \
+    || { echo "resume.sh: $CODE is not a clean checkout of $CODE_COMMIT; remove it (git worktree remove --force $CODE)"; exit 1; }
+# .complete holds the code commit the venv was built for: never delete a folder this script did not finish
+if [ -e "$VENV" ] && [ "$(cat "$VENV/.complete" 2>/dev/null)" != "$CODE_COMMIT" ]; then
+    echo "resume.sh: $VENV was not built to the end by this resume.sh for $CODE_COMMIT; remove it or set VENV"
     exit 1
 fi
 if [ ! -e "$VENV" ]; then
     "$PYTHON" -m venv "$VENV" \
         && "$VENV/bin/pip" install -q --no-deps -r "$RUN/requirements.txt" \
-        && "$VENV/bin/pip" install -q --no-deps -e . \
-        && touch "$VENV/.complete" \
+        && "$VENV/bin/pip" install -q --no-deps -e "$CODE" \
+        && echo "$CODE_COMMIT" > "$VENV/.complete" \
         || { echo "resume.sh: cannot build $VENV from $RUN/requirements.txt"; exit 1; }
 fi
+out=$(realpath "$RUN") torchrun=$(realpath "$VENV/bin/torchrun")
 export OMP_NUM_THREADS=1
 for attempt in 1 2 3; do  # a crash of one process ends the whole torchrun job; the rerun resumes
     # timeline.log: the wall time of a run spread over sessions (see snapshot.sh)
     echo "start $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
-    "$VENV/bin/torchrun" --nproc_per_node "${NPROC:-2}" -m gradellm_cli sweep --models smollm2,gemma3 \
+    # run from $CODE: `-m gradellm_cli` imports the package of the current directory first
+    (cd "$CODE" && "$torchrun" --nproc_per_node "${NPROC:-2}" -m gradellm_cli sweep --models smollm2,gemma3 \
         --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \
-        --balanced --boolq-context evidence --output-dir "$RUN"
+        --balanced --boolq-context evidence --output-dir "$out")
     rc=$?
     if [ $rc -eq 0 ]; then
         echo "finish $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
