@@ -280,6 +280,9 @@ def test_undefined_metrics_give_error_records():
     zeros = evaluate_record(None, _fake_record([0.0, 0.0, 0.0]), settings, engine=FakeEngine(3))
     assert zeros["kind"] == "error" and "zero" in zeros["error"]
     assert {"id", "model", "method", "step", "schema_version"} <= zeros.keys()
+    # the settings it was evaluated with, as in a metric record, so reports can tell configurations apart
+    assert zeros["config"] == settings.config() | {"heatmap": _fake_record([1.0]).get("config")}
+    assert zeros["config"]["pi_squeeze"] == "eps + (1 - 2 eps) s"
     flat = evaluate_record(None, _fake_record([0.3, 1.0, 0.2]), settings, engine=FakeEngine(3, constant=True))
     assert flat["kind"] == "error" and "Delta_0" in flat["error"]
     generation = evaluate_record(
@@ -342,7 +345,9 @@ def test_sequence_record_averages_evaluated_steps():
     assert out["steps_evaluated"] == [0, 5] and out["steps_failed"] == [10]
     assert out["soft_ns"] == pytest.approx(0.3) and out["pi_soft_ns"] == [0.5, 1.0] and out["auc_pi_soft_ns"] == 1.5
     failed = sequence_record(("g", "smollm2", "grad-ellm"), steps[2:])
-    assert failed["kind"] == "error" and "Delta_0" in failed["error"]
+    assert failed["kind"] == "error" and "Delta_0" in failed["error"] and "config" not in failed
+    configured = sequence_record(("g", "smollm2", "grad-ellm"), [steps[2] | {"config": {"samples": 3}}])
+    assert configured["kind"] == "error" and configured["config"] == {"samples": 3}
 
 
 # -- settings ----------------------------------------------------------------------------------

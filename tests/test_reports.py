@@ -149,6 +149,21 @@ def test_error_records_are_counted_per_cell(tmp_path):
     assert t1.cells[("saliency", Column("sst2", AUC_NS))].errors == 1
 
 
+def test_an_error_record_with_a_config_counts_against_its_own_variant(tmp_path):
+    """One file holding Grad-ELLM and its "w/o l" ablation: an error record that carries its config is
+    counted in the ablation's cell; without a config its method has two labels here and it stays plain."""
+    softmax = {"heatmap": {"task": "sentiment", "attention": "softmax"}}
+    error = {"schema_version": 1, "kind": "error", "id": "sst2-test-2", "model": "smollm2", "method": "grad-ellm", "step": 0,
+             "error": "Delta_0 = 0"}
+    records = [metric(f"sst2-test-{i}", "grad-ellm", config={"heatmap": {"task": "sentiment", "attention": "loosened"}})
+               for i in range(3)]
+    records += [metric(f"sst2-test-{i}", "grad-ellm", config=softmax) for i in range(2)]
+    labelled = collect(write(tmp_path / "a.jsonl", records + [error | {"config": softmax}]))
+    assert labelled.errors == {("smollm2", "sst2", "grad-ellm (w/o l)"): 1}
+    unlabelled = collect(write(tmp_path / "b.jsonl", records + [error]))
+    assert unlabelled.errors == {("smollm2", "sst2", "grad-ellm"): 1}
+
+
 def test_dataset_names_from_config_mapping_id_prefix_and_task():
     base = {"id": "line-3", "task": "sentiment", "config": {"heatmap": {"task": "sentiment"}}}
     assert dataset_name(base, {}) == "sentiment"  # custom file: grouped by task

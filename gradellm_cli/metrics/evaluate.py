@@ -156,11 +156,11 @@ def evaluate_record(model, record: dict[str, Any], settings: MetricSettings | No
     settings = settings or MetricSettings()
     check_heatmap(record)
     started = time.perf_counter()
+    config = settings.config() | {"heatmap": record.get("config")}
     try:
         engine = engine or make_engine(model, record, settings)
         values = compute_metrics(record, settings, engine)
     except MetricError as exc:
-        return metric_error(record, exc.message)
-    config = settings.config() | {"heatmap": record.get("config")}
+        return metric_error(record, exc.message, config)
     values = {"target_id": record["target_id"], **values, "engine": engine.name, "seconds": time.perf_counter() - started}
     return metric_record(record, config, values)

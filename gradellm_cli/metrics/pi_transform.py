@@ -19,6 +19,7 @@ import numpy as np
 from .errors import MetricError
 
 EPS = 1e-6
+SQUEEZE = "eps + (1 - 2 eps) s"  # written into each metric record's config (the notes have 1 - eps)
 TOLERANCE = 1e-4
 _LOG_ALPHA_RANGE = (-40.0, 40.0)
 _ITERATIONS = 200

@@ -63,5 +63,8 @@ def metric_record(record: dict[str, Any], config: dict[str, Any], values: dict[s
     }
 
 
-def metric_error(record: dict[str, Any], reason: str, **extra: Any) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "kind": ERROR, **base_fields(record), "error": reason, **extra}
+def metric_error(record: dict[str, Any], reason: str, config: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """An error record for a heatmap record whose metrics are undefined. ``config`` (the settings it
+    was evaluated with) lets a report tell which configuration the failure belongs to."""
+    head = {"schema_version": SCHEMA_VERSION, "kind": ERROR, **base_fields(record)}
+    return {**head, **({"config": config} if config is not None else {}), "error": reason, **extra}

@@ -43,6 +43,8 @@ def sequence_record(group: tuple[str, str, str], steps: Iterable[dict[str, Any]]
     head = {"schema_version": SCHEMA_VERSION, "id": record_id, "model": model, "method": method, "step": SEQUENCE_STEP}
     if not good:
         reasons = sorted({r.get("error", "unknown") for r in steps})
+        configs = [r["config"] for r in steps if r.get("config") is not None]
+        head |= {"config": configs[0]} if configs else {}
         return {**head, "kind": ERROR, "error": f"no evaluated step has metrics ({'; '.join(reasons)})", "steps_failed": failed}
     first = good[0]
     out: dict[str, Any] = {

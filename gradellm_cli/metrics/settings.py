@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import BadInput
 from .masks import STEPS, UNITS
-from .pi_transform import EPS, TOLERANCE
+from .pi_transform import EPS, SQUEEZE, TOLERANCE
 
 METRICS = ("soft", "pi", "deletion-insertion")
 ENGINES = ("batched", "one-by-one")
@@ -58,6 +58,7 @@ class MetricSettings:
             "seed": self.seed,
             "mask_unit": self.mask_unit,
             "pi_eps": self.eps,
+            "pi_squeeze": SQUEEZE,
             "pi_tolerance": TOLERANCE,
             "delta0_min": DELTA0_MIN,
             "deletion_steps": STEPS,

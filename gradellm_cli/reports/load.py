@@ -147,13 +147,14 @@ def _heatmap_config(record: dict[str, Any]) -> Any:
 
 
 def _labelled(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records of one source with their method labels (:func:`method_label`). Error records carry
-    no config: one takes the label its method has among the source's metric records when that is one
-    label (a source holds one configuration: a run folder, an evaluate output)."""
+    """The records of one source with their method labels (:func:`method_label`). An error record
+    without a config (explain's, or one made before 0.2.0) takes the label its method has among the
+    source's metric records when that is one label (a source holds one configuration: a run folder,
+    an evaluate output)."""
     labels: dict[str, set[str]] = {}
     out = []
     for record in records:
-        if record.get("kind") in (METRIC, HEATMAP):
+        if record.get("kind") in (METRIC, HEATMAP) or isinstance(_heatmap_config(record), dict):
             label = method_label(str(record.get("method")), _heatmap_config(record))
             labels.setdefault(str(record.get("method")), set()).add(label)
             record = {**record, "method": label}
