@@ -23,11 +23,11 @@ demo: setup
 	@echo "heatmap record written to out/demo.jsonl"
 
 test: setup
-	$(BIN)/ruff check gradellm_cli tests benchmarks
+	$(BIN)/ruff check gradellm_cli tests benchmarks runs
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check gradellm_cli tests benchmarks
+	$(BIN)/ruff check gradellm_cli tests benchmarks runs
 
 bench: setup
 	$(BIN)/python benchmarks/bench_explain.py

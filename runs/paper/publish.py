@@ -1,0 +1,132 @@
+"""When the paper run is done: its report into ``runs/paper/report/``, its tables into the README, and
+a subset of its records into ``examples/paper-run/`` (issue 5, Done-when 1).
+
+    .venv/bin/python runs/paper/publish.py        # refuses while units are missing
+    .venv/bin/python runs/paper/publish.py --partial --readme /tmp/README.md --examples /tmp/paper-run  # a dry run
+
+The README part lies between the markers ``<!-- paper-run:begin -->`` and ``<!-- paper-run:end -->``
+and is rewritten whole each time, so running this twice gives the same README. The wall time is read
+from ``timeline.log`` the way ``snapshot.sh`` reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import orjson
+
+from gradellm_cli.reports import REPORT_FILES, collect, plot_pi_curves, write_reports
+from gradellm_cli.sweep.store import done_units, read_run_heatmaps, read_run_metrics, unit_of
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = REPO / "runs" / "paper"
+BEGIN, END = "<!-- paper-run:begin -->", "<!-- paper-run:end -->"
+COMMAND = """OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m gradellm_cli sweep --models smollm2,gemma3 \\
+    --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \\
+    --balanced --boolq-context evidence --output-dir runs/paper"""
+
+
+def wall_hours(timeline: Path) -> float:
+    """Sum over segments (a ``start`` line to the last line before the next start) of their span;
+    nothing after a ``finish`` counts. Same rule as snapshot.sh's awk."""
+    total, begin, last, over = 0.0, None, None, False
+    for line in timeline.read_text().splitlines():
+        kind, _, stamp, *_ = line.split()
+        if kind == "start":
+            if begin is not None and last is not None:
+                total += last - begin
+            begin, last, over = int(stamp), None, False
+        elif not over and begin is not None:
+            last = int(stamp)
+            over = kind == "finish"
+    if begin is not None and last is not None:
+        total += last - begin
+    return total / 3600
+
+
+def plan_units(manifest: dict) -> int:
+    plan = manifest["plan"]
+    return len(plan["models"]) * len(plan["methods"]) * sum(len(d["ids"]) for d in plan["datasets"].values())
+
+
+def demote(markdown: str, levels: int = 2) -> str:
+    """Headings two levels down: the report's ### sits under the README's ### `gradellm sweep`."""
+    return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown, flags=re.MULTILINE)
+
+
+def readme_part(report: Path, done: int, total: int, hours: float, versions: dict, models: list[str]) -> str:
+    tables = "\n\n".join(demote((report / f"{stem}.md").read_text().strip()) for stem in REPORT_FILES)
+    plots = "\n".join(f"![pi curves, {model}](runs/paper/report/pi_curves_{model}.png)" for model in models)
+    return f"""{BEGIN}
+**The paper-scale run: results** ({done} of {total} units; written by `runs/paper/publish.py`). The
+command, on a 2-vCPU Intel Xeon machine without GPU (gradellm {versions['gradellm']}, torch
+{versions['torch']}, transformers {versions['transformers']}, Python {versions['python']}), resumed
+across sessions; **{hours:.1f} hours of wall time** in all (`runs/paper/timeline.log`):
+
+```bash
+{COMMAND}
+```
+
+The same tables as files: [`runs/paper/report/`](runs/paper/report/); a subset of the records (the
+first input of each model and data set, every method): [`examples/paper-run/`](examples/paper-run/).
+
+{tables}
+
+The pi-Soft-NS/NC curves of each model, averaged over all its data sets (the paper's Figure 2):
+
+{plots}
+{END}"""
+
+
+def write_subset(target: Path, manifest: dict) -> None:
+    """The first input of each (model, data set) in plan order, every method: heatmaps and metrics."""
+    plan = manifest["plan"]
+    firsts = {(model, dataset): spec["ids"][0] for model in plan["models"] for dataset, spec in plan["datasets"].items()}
+
+    def wanted(record: dict) -> bool:
+        dataset, model, _, record_id = unit_of(record)
+        return firsts.get((model, dataset)) == record_id
+
+    target.mkdir(parents=True, exist_ok=True)
+    for name, records in (("heatmaps.jsonl", read_run_heatmaps(RUN)), ("metrics.jsonl", read_run_metrics(RUN))):
+        (target / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records if wanted(r)))
+    shutil.copy(RUN / "manifest.json", target / "manifest.json")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--partial", action="store_true", help="publish although units are missing (for a dry run)")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--examples", type=Path, default=REPO / "examples" / "paper-run")
+    parser.add_argument("--report", type=Path, default=RUN / "report")
+    args = parser.parse_args()
+    manifest = json.loads((RUN / "manifest.json").read_text())
+    done, total = len(done_units(RUN)), plan_units(manifest)
+    if done < total and not args.partial:
+        print(f"publish.py: {done} of {total} units done; finish the run first (or --partial for a dry run)", file=sys.stderr)
+        return 1
+    write_reports(RUN, args.report)
+    collection = collect(RUN)
+    for model in collection.models:
+        subset = dataclasses.replace(collection, rows=[row for row in collection.rows if row["model"] == model])
+        plot_pi_curves(subset, args.report / f"pi_curves_{model}.png", title=f"{model}: every data set of the paper run")
+    readme = args.readme.read_text() if args.readme.exists() else (REPO / "README.md").read_text()
+    if BEGIN not in readme or END not in readme:
+        print(f"publish.py: {args.readme} has no {BEGIN} ... {END} markers", file=sys.stderr)
+        return 1
+    head, rest = readme.split(BEGIN, 1)
+    part = readme_part(args.report, done, total, wall_hours(RUN / "timeline.log"), manifest["versions"], collection.models)
+    args.readme.write_text(head + part + rest.split(END, 1)[1])
+    write_subset(args.examples, manifest)
+    print(f"publish.py: {done} of {total} units; report in {args.report}, README {args.readme}, subset in {args.examples}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
