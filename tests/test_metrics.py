@@ -218,11 +218,14 @@ def test_zero_keep_probabilities_soft_ns_0_and_soft_nc_0():
     assert soft_ns_nc(delta0, np.array([keep]), np.array([remove])) == (0.0, 0.0)
 
 
-def _soft_by_hand(prob: torch.Tensor, seed: int, samples: int, critical: int) -> tuple[float, float, float]:
-    """(Delta_0, Soft-NS, Soft-NC) of the fake record's first keep probabilities ``prob``, from scratch:
-    the same seeded draws (keep then remove, ``samples`` times) through a FakeEngine."""
+def _soft_by_hand(prob: torch.Tensor, seed: int, samples: int, critical: int, skip: int = 0) -> tuple[float, float, float]:
+    """(Delta_0, Soft-NS, Soft-NC) of the fake record's keep probabilities ``prob``, from scratch: the
+    same seeded draws (keep then remove, ``samples`` times, after ``skip`` draws made for something
+    else) through a FakeEngine."""
     m = prob.numel()
     generator = torch.Generator().manual_seed(mask_seed(seed, "fake-1", "fake", 0))
+    for _ in range(skip):
+        torch.rand(m, generator=generator, dtype=torch.float64)
     masks = [torch.rand(m, generator=generator, dtype=torch.float64) < p for _ in range(samples) for p in (prob, 1 - prob)]
     engine = FakeEngine(m, critical=critical)
     reference = probabilities(engine.logits([torch.ones(m, dtype=torch.bool)]))
@@ -257,8 +260,9 @@ def test_pi_auc_is_the_trapezoid_over_the_grid():
 
 def test_pi_point_by_hand_uses_the_transformed_scores():
     """One point of the pi curves recomputed from scratch: keep probabilities (eps + (1 - 2 eps) s)**alpha
-    with mean pi, the same seeded draws, Soft-NS/NC at that pi. Raw scores in place of the transformed
-    ones, or another pi's draws, would give other values."""
+    with mean pi, the same seeded draws (after the raw Soft-NS/NC draws, made even with --metrics pi),
+    Soft-NS/NC at that pi. Raw scores in place of the transformed ones, or another pi's draws, would
+    give other values."""
     scores, samples, pi = [1.0, 0.6, 0.3, 0.1, 0.0], 2, 0.35
     settings = MetricSettings(metrics=("pi",), pi_grid=(pi, 0.5), samples=samples, seed=3)
     out = evaluate_record(None, _fake_record(scores), settings, engine=FakeEngine(5, critical=1))
@@ -269,10 +273,23 @@ def test_pi_point_by_hand_uses_the_transformed_scores():
         low, high = (alpha, high) if np.mean(squeezed**alpha) > pi else (low, alpha)
     prob = torch.from_numpy(squeezed**alpha)
     assert float(prob.mean()) == pytest.approx(pi, abs=1e-4)
-    _, ns, nc = _soft_by_hand(prob, seed=3, samples=samples, critical=1)
+    _, ns, nc = _soft_by_hand(prob, seed=3, samples=samples, critical=1, skip=2 * samples)
     assert out["alpha"][0] == pytest.approx(alpha, rel=1e-3)
     assert out["pi_soft_ns"][0] == pytest.approx(ns, abs=1e-12)
     assert out["pi_soft_nc"][0] == pytest.approx(nc, abs=1e-12)
+
+
+def test_each_metric_gets_the_same_draws_whatever_metrics_are_asked_for():
+    """--metrics pi measures the pi masks of --metrics all (the raw draws are made and dropped), so runs
+    with other metric lists compare; and it measures nothing it does not report."""
+    record = _fake_record([0.3, 1.0, 0.2, 0.7, 0.05, 0.5])
+    full = evaluate_record(None, record, MetricSettings(**SMALL), engine=FakeEngine(6))
+    for metrics, fields in ((("pi",), ("pi_soft_ns", "pi_soft_nc", "auc_pi_soft_ns")), (("soft",), ("soft_ns", "soft_nc")),
+                            (("deletion-insertion",), ("deletion_curve", "insertion_curve"))):
+        alone = evaluate_record(None, record, MetricSettings(metrics=metrics, **SMALL), engine=FakeEngine(6))
+        assert {field: alone[field] for field in fields} == {field: full[field] for field in fields}
+    pi_only = evaluate_record(None, record, MetricSettings(metrics=("pi",), **SMALL), engine=FakeEngine(6))
+    assert pi_only["perturbations"] == 1 + 2 * SMALL["samples"] * len(SMALL["pi_grid"])
 
 
 def test_undefined_metrics_give_error_records():

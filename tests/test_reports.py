@@ -149,6 +149,43 @@ def test_error_records_are_counted_per_cell(tmp_path):
     assert t1.cells[("saliency", Column("sst2", AUC_NS))].errors == 1
 
 
+def test_a_raw_task_generation_is_one_row(tmp_path):
+    """``--task raw`` generates like ``generate``: its per-step records are passed over and its
+    sequence record is its one row, as for any input that has a sequence record."""
+    steps = [metric("line-1", "grad-ellm", "raw", step=s, value=0.1 * (s + 1)) for s in (0, 5, 10)]
+    steps.append(metric("line-1", "grad-ellm", "raw", step=-1, level="sequence", value=0.2))
+    custom = [metric("line-2", "grad-ellm", "story", step=s, value=9.0) for s in (0, 5)]  # no task name to go by
+    custom.append(metric("line-2", "grad-ellm", "story", step=-1, level="sequence", value=0.4))
+    collection = collect(write(tmp_path / "m.jsonl", steps + custom))
+    assert sorted((r["id"], r["step"]) for r in collection.rows) == [("line-1", -1), ("line-2", -1)]
+    assert collection.passed_over == 5
+
+
+def test_generation_tasks_are_the_tasks_without_label_words():
+    from gradellm_cli.prompts import TASKS
+    from gradellm_cli.reports.load import GENERATION_TASKS
+
+    assert GENERATION_TASKS == {name for name, task in TASKS.items() if not task.is_classification}
+
+
+def test_inputs_a_sweep_could_not_explain_are_counted_as_errors(tmp_path):
+    """A sweep commits an input it cannot explain (too long, empty) as an error record with step null
+    in its heatmaps file; the report counts it in the cell it is missing from."""
+    run = tmp_path / "run"
+    records = [metric(f"sst2-test-{i}", "grad-ellm") | {"dataset": "sst2"} for i in range(2)]
+    records.append(metric("tellmewhy-unknown-0", "grad-ellm", "generate", step=-1, level="sequence") | {"dataset": "tellmewhy"})
+    write(run / "metrics.jsonl", records)
+    failed = [{"schema_version": 1, "kind": "error", "dataset": dataset, "id": record_id, "model": "smollm2", "method": "grad-ellm",
+               "step": None, "error": "the input is longer than the model's context"}
+              for dataset, record_id in (("sst2", "sst2-test-9"), ("tellmewhy", "tellmewhy-unknown-9"))]
+    write(run / "heatmaps.jsonl", failed)
+    units = [(r["dataset"], r["id"]) for r in records + failed]
+    write(run / "done.jsonl", [{"unit": [dataset, "smollm2", "grad-ellm", record_id]} for dataset, record_id in units])
+    collection = collect(run)
+    assert collection.errors == {("smollm2", "sst2", "grad-ellm"): 1, ("smollm2", "tellmewhy", "grad-ellm"): 1}
+    assert len(collection.rows) == 3
+
+
 def test_an_error_record_with_a_config_counts_against_its_own_variant(tmp_path):
     """One file holding Grad-ELLM and its "w/o l" ablation: an error record that carries its config is
     counted in the ablation's cell; without a config its method has two labels here and it stays plain."""
@@ -315,6 +352,21 @@ def test_render_plot_writes_png_and_svg(app, tmp_path, suffix, signature):
     assert result.exit_code == 0, (result.output, result.exception)
     data = target.read_bytes()
     assert len(data) > 5000 and signature in data[:400]
+
+
+def test_render_plot_picks_data_sets_and_models(app, tmp_path, monkeypatch):
+    """--dataset imdb --model smollm2 draws the paper's Figure 2 from a run of several data sets and models."""
+    import gradellm_cli.reports as reports
+
+    drawn = []
+    monkeypatch.setattr(reports, "plot_pi_curves", lambda collection, path, title=None: drawn.append(collection.rows) or path)
+    records = run_records(inputs=2) + [r | {"model": "gemma3"} for r in run_records(inputs=2)]
+    metrics = write(tmp_path / "metrics.jsonl", records)
+    result = invoke(app, "render", str(metrics), "--plot", str(tmp_path / "f.png"), "--dataset", "boolq,sst2", "--model", "gemma3")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert {(r["dataset"], r["model"]) for r in drawn[0]} == {("boolq", "gemma3"), ("sst2", "gemma3")} and len(drawn[0]) == 4 * 4
+    failure(invoke(app, "render", str(metrics), "--plot", str(tmp_path / "f.png"), "--dataset", "imdb"), NotFound)
+    assert "--plot" in failure(invoke(app, "render", str(metrics), "--model", "gemma3"), BadInput)
 
 
 def test_mean_curves_average_per_method(tmp_path):

@@ -38,6 +38,8 @@ Examples:
   gradellm render --table RUN_DIR                      # Tables 1, 2, 4/5 and cost of metric records, .md and .csv
 
   gradellm render metrics.jsonl --plot pi_curves.png   # pi-Soft-NS/NC vs pi, one line per method
+
+  gradellm render RUN_DIR --plot fig2.png --dataset imdb --model smollm2   # the paper's Figure 2
 """
 
 REQUIRED = ("id", "model", "method", "tokens", "source_mask", "scores", "target_token", "target_prob", "target_logit")
@@ -60,12 +62,18 @@ def render(
     ),
     table_out: str | None = typer.Option(None, "--table-out", metavar="DIR", help="Folder for the --table files (default: the run's)."),
     plot: str | None = typer.Option(None, "--plot", metavar="FILE", help="Metric records: pi-Soft-NS/NC vs pi per method (.png/.svg)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="With --plot: only these data sets, comma-separated (the paper's Figure 2 is imdb)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="With --plot: only these models, comma-separated."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals and paired tests of --table."),
 ) -> None:
     """Show the heatmaps in a JSONL file: coloured tokens in the terminal, or an HTML page with the
     methods side by side for each input. With --table or --plot: report metric records."""
+    if (dataset is not None or model is not None) and plot is None:
+        raise BadInput("--dataset and --model go with --plot")
     if table or plot is not None or table_out is not None:
-        _report(heatmaps, table, table_out, plot, method, seed)
+        _report(heatmaps, table, table_out, plot, seed, {"method": method, "dataset": dataset, "model": model})
         return
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise BadInput(f"--top-p takes a pi in (0, 1], not {top_p:g}")
@@ -166,7 +174,7 @@ def _write_html(path: str, records: list[dict[str, Any]], source: str, all_token
     return len(records)
 
 
-def _report(source: str, table: bool, table_out: str | None, plot: str | None, method: str | None, seed: int) -> None:
+def _report(source: str, table: bool, table_out: str | None, plot: str | None, seed: int, only: dict[str, str | None]) -> None:
     """--table / --plot: the reports of ``gradellm_cli.reports`` (imported here: the heatmap views need none of it)."""
     from ..reports import collect, plot_pi_curves, write_reports
 
@@ -179,9 +187,10 @@ def _report(source: str, table: bool, table_out: str | None, plot: str | None, m
         print(f"gradellm: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
     if plot is not None:
         collection = collect(Path(source))
-        methods = None if method in (None, "all") else _split([method])
-        if methods is not None:
-            collection.rows = [row for row in collection.rows if row["method"] in methods]
-            if not collection.rows:
-                raise NotFound(f"no metric records of method(s) {', '.join(sorted(methods))} in {source}")
+        for field, value in only.items():  # --method, --dataset, --model
+            wanted = None if value in (None, "all") else _split([value])
+            if wanted is not None:
+                collection.rows = [row for row in collection.rows if row[field] in wanted]
+                if not collection.rows:
+                    raise NotFound(f"no metric records of {field}(s) {', '.join(sorted(wanted))} in {source}")
         print(f"gradellm: wrote {plot_pi_curves(collection, Path(plot))}", file=sys.stderr)

@@ -23,6 +23,8 @@ error record.
 
 Perturbations of one record are drawn in one fixed order (zero baseline; raw keep/remove per
 sample; per pi: keep/remove per sample; deletion steps; insertion steps) from one seeded generator.
+The raw draws are made (and not measured) when only pi is asked for, so every metric gets the same
+draws whatever ``--metrics`` selects: records of runs with other metric lists compare, pairs included.
 """
 
 from __future__ import annotations
@@ -78,10 +80,10 @@ def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) ->
     out: dict[str, Any] = {"source_tokens": m}
 
     raw_at = len(specs)
+    prob = torch.from_numpy(scores)
+    raw_specs = [spec for _ in range(samples) for spec in (Bernoulli(prob), Bernoulli(1.0 - prob))]
     if "soft" in names:
-        prob = torch.from_numpy(scores)
-        for _ in range(samples):
-            specs += [Bernoulli(prob), Bernoulli(1.0 - prob)]
+        specs += raw_specs
     pi_at = len(specs)
     if "pi" in names:
         alphas, achieved = [], []
@@ -100,6 +102,9 @@ def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) ->
         specs += [Fixed(top_k_mask(order, k, keep_top=True)) for k in counts]
 
     generator = torch.Generator().manual_seed(mask_seed(settings.seed, str(record["id"]), str(record["model"]), int(record["step"])))
+    if "soft" not in names:  # draw (and drop) the raw masks anyway: the pi masks stay those of --metrics all
+        for _ in draw(raw_specs, generator, settings.mask_unit, engine.hidden):
+            pass
     masks = draw(specs, generator, settings.mask_unit, engine.hidden)
     labels = record.get("label_ids") if "deletion-insertion" in names else None
     measured = measure(engine, masks, labels, settings.batch_size, dedupe=settings.engine == "batched")

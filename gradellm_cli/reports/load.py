@@ -3,12 +3,15 @@
 Which records count. The paper scores open generation at the sequence level and classification at its
 single token, so a generation contributes only its sequence-level record (``step`` -1, ``level``
 "sequence") and a classification only its token-level record; the per-step records of a generation are
-passed over. A unit met twice keeps one record; met with two settings (two variants under one method
+passed over. A generation is a record of a task without label words (``generate``, ``raw``) or of an
+input that has a sequence-level record. A unit met twice keeps one record; met with two settings (two variants under one method
 name), or among records of other metric settings (pi grid, samples, ...), it is refused: those numbers do
 not compare. The one named variant is the paper's ablation, Grad-ELLM with softmax attention, reported
 as ``grad-ellm (w/o l)`` (:data:`VARIANTS`). A folder with no metric files of its own stands for its
 subfolders (a run and its ablation run side by side). Error records are not averaged but counted, per
-(model, dataset, method), so a table can say how many inputs a mean leaves out.
+(model, dataset, method), so a table can say how many inputs a mean leaves out: undefined metrics
+(from the metric files) and, in a sweep run folder, inputs that could not be explained at all (their
+error records, ``step`` null, are in the heatmap files).
 
 Which data set a record belongs to, first match wins (heatmap records name only the prompt template,
 and SST-2 and IMDb share one):
@@ -46,7 +49,7 @@ from ..records import ERROR, HEATMAP, METRIC
 from ..sweep.manifest import first_difference
 
 SEQUENCE_STEP = -1  # as ``metrics.records.SEQUENCE_STEP`` (that package imports torch)
-GENERATION_TASKS = frozenset({"generate"})
+GENERATION_TASKS = frozenset({"generate", "raw"})  # the tasks without label words (a test checks prompts.TASKS)
 # The built-in data set names of ``gradellm_cli.data.BUILTINS`` (importing that module loads transformers;
 # a test checks the two agree).
 BUILTIN_DATASETS = ("sst2", "imdb", "boolq", "tellmewhy", "wikibio")
@@ -104,8 +107,11 @@ def collect(sources: Path | Iterable[Path], dataset_of: Mapping[str, str] | None
     collection = Collection(rows=[], sources=files)
     mapping = {**_manifest_ids(paths), **(dataset_of or {})}
     _add_metric_rows(collection, metrics, mapping)
-    _add_explain_seconds(collection, paths)
-    _count_errors(collection, [r for r in raw if r.get("kind") == ERROR], mapping)
+    heatmaps = [record for path in filter(_is_run_folder, paths) for record in _labelled(_run_heatmaps(path))]
+    _add_explain_seconds(collection, heatmaps)
+    # an input the sweep could not explain (too long, empty) has its error record among the heatmaps
+    errors = [r for r in raw + heatmaps if r.get("kind") == ERROR]
+    _count_errors(collection, errors, mapping)
     collection.datasets = _dataset_order(collection, paths)
     return collection
 
@@ -166,19 +172,24 @@ def _labelled(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _add_explain_seconds(collection: Collection, paths: list[Path]) -> None:
-    """``explain_seconds`` on the rows of sweep run folders (see the module docstring)."""
-    from ..sweep.store import read_run_heatmaps, unit_of
+def _run_heatmaps(path: Path) -> list[dict[str, Any]]:
+    from ..sweep.store import read_run_heatmaps
+
+    return list(read_run_heatmaps(path))
+
+
+def _add_explain_seconds(collection: Collection, heatmaps: list[dict[str, Any]]) -> None:
+    """``explain_seconds`` on the rows of sweep run folders (see the module docstring), from their heatmaps."""
+    from ..sweep.store import unit_of
 
     totals: dict[tuple[str, str, str, str], float] = {}
-    for path in filter(_is_run_folder, paths):
-        for record in _labelled(list(read_run_heatmaps(path))):
-            if record.get("kind") != HEATMAP:
-                continue
-            seconds = record.get("seconds")
-            if isinstance(seconds, (int, float)) and math.isfinite(seconds):
-                key = unit_of(record)
-                totals[key] = totals.get(key, 0.0) + float(seconds)
+    for record in heatmaps:
+        if record.get("kind") != HEATMAP:
+            continue
+        seconds = record.get("seconds")
+        if isinstance(seconds, (int, float)) and math.isfinite(seconds):
+            key = unit_of(record)
+            totals[key] = totals.get(key, 0.0) + float(seconds)
     for row in collection.rows:
         key = (row["dataset"], row["model"], row["method"], row["id"])
         if key in totals:
@@ -267,8 +278,10 @@ def _add_metric_rows(collection: Collection, metrics: list[dict[str, Any]], data
     chosen: dict[tuple[str, str, str, int], dict[str, Any]] = {}
     first: dict[str, Any] | None = None
     first_in_cell: dict[CellKey, dict[str, Any]] = {}
+    # an input with a sequence-level record is a generation, whatever its task is called
+    sequenced = {_input_key(r) for r in metrics if r.get("level") == "sequence"}
     for record in metrics:
-        wanted_level = "sequence" if is_generation(record) else "token"
+        wanted_level = "sequence" if is_generation(record) or _input_key(record) in sequenced else "token"
         if record.get("level", "token") != wanted_level:
             collection.passed_over += 1
             continue
@@ -285,16 +298,21 @@ def _add_metric_rows(collection: Collection, metrics: list[dict[str, Any]], data
     collection.rows = list(chosen.values())
 
 
+def _input_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    return str(record.get("id")), str(record.get("model")), str(record.get("method"))
+
+
 def _count_errors(collection: Collection, errors: list[dict[str, Any]], dataset_of: Mapping[str, str]) -> None:
     """Count an error against its cell when it stands for a missing row: a sequence-level error for a
-    generation, a token-level one for a classification (per-step generation errors are averaged over)."""
+    generation, a token-level one for a classification (per-step generation errors are averaged over),
+    and a sweep's explain error (``step`` null: the input could not be explained at all)."""
     known = {(row["id"], row["model"]): row["dataset"] for row in collection.rows}
     for record in errors:
         model, record_id = str(record.get("model")), str(record.get("id"))
         dataset = known.get((record_id, model)) or dataset_name(record, dataset_of)
         step = record.get("step", 0)
         sequence = dataset in collection.generation
-        if (sequence and step == SEQUENCE_STEP) or (not sequence and step != SEQUENCE_STEP):
+        if step is None or (sequence and step == SEQUENCE_STEP) or (not sequence and step != SEQUENCE_STEP):
             collection.errors[(model, dataset, str(record.get("method")))] += 1
 
 

@@ -78,7 +78,8 @@ first input of each model and data set, every method): [`examples/paper-run/`](e
 
 {tables}
 
-The pi-Soft-NS/NC curves of each model, averaged over all its data sets (the paper's Figure 2):
+The pi-Soft-NS/NC curves of each model on IMDb (the paper's Figure 2; `gradellm render runs/paper
+--plot FILE --dataset imdb --model MODEL`):
 
 {plots}
 {END}"""
@@ -113,9 +114,9 @@ def main() -> int:
         return 1
     write_reports(RUN, args.report)
     collection = collect(RUN)
-    for model in collection.models:
-        subset = dataclasses.replace(collection, rows=[row for row in collection.rows if row["model"] == model])
-        plot_pi_curves(subset, args.report / f"pi_curves_{model}.png", title=f"{model}: every data set of the paper run")
+    for model in collection.models:  # the paper's Figure 2: IMDb
+        rows = [row for row in collection.rows if row["model"] == model and row["dataset"] == "imdb"]
+        plot_pi_curves(dataclasses.replace(collection, rows=rows), args.report / f"pi_curves_{model}.png", title=f"{model}, IMDb")
     readme = args.readme.read_text() if args.readme.exists() else (REPO / "README.md").read_text()
     if BEGIN not in readme or END not in readme:
         print(f"publish.py: {args.readme} has no {BEGIN} ... {END} markers", file=sys.stderr)
