@@ -68,7 +68,7 @@ class Capture:
             query_rows=query.detach()[0, :, rows, :],  # detach first: no autograd node, so a recompute matches
             keys=key[0].detach(),
             values=value[0].detach(),
-            visible=visible_rows(attention_mask, rows, key.shape[2]),
+            visible=visible_rows(attention_mask, rows, key.shape[2], query.shape[2]),
             output=output,
             scaling=float(scaling),
             softcap=softcap,
@@ -76,15 +76,17 @@ class Capture:
         )
 
 
-def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int) -> torch.Tensor:
+def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int | None = None) -> torch.Tensor:
     """Which key positions each query row sees, read from the mask the model itself built.
 
     ``None`` means SDPA's plain causal mask (transformers skips building a mask when causal is all
-    there is, which includes sliding layers whose window covers the whole input).
+    there is, which includes sliding layers whose window covers the whole input), with the query rows
+    the last ``q_length`` of the ``kv_length`` positions (after a cache).
     """
     if attention_mask is None:
+        offset = kv_length - (kv_length if q_length is None else q_length)
         keys = torch.arange(kv_length, device=rows.device)
-        return keys[None, :] <= rows[:, None]
+        return keys[None, :] <= rows[:, None] + offset
     mask_rows = attention_mask[0, 0, rows, :kv_length]
     if mask_rows.dtype == torch.bool:
         return mask_rows.clone()
@@ -138,7 +140,8 @@ def _softcapped_attention(module, query, key, value, attention_mask, scaling, so
         else:
             logits = logits + attention_mask[..., : key.shape[2]]
     else:
-        causal = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril()
+        # no mask: plain causal, the query rows being the last ones (a cached decode step sees every key)
+        causal = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril(key.shape[2] - query.shape[2])
         logits = logits.masked_fill(~causal, torch.finfo(logits.dtype).min)
     weights = torch.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights

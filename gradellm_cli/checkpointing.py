@@ -1,10 +1,13 @@
-"""Gradient checkpointing for long inputs, without putting the model in training mode.
+"""Gradient checkpointing for long inputs, without putting any part of the model in training mode.
 
 Grad-ELLM's backward pass needs every layer's activations; on a 4,000-token input that is several GB.
-transformers' decoder layers can recompute their forward pass during backward instead
-(``GradientCheckpointingLayer``), but only when ``layer.training`` is set. We set that flag on the
-decoder-layer objects alone, so their children (attention, dropout) stay in eval mode and compute
-exactly what they compute without checkpointing. Cost: one extra forward pass per backward pass.
+Instead, each decoder layer's forward pass runs under ``torch.utils.checkpoint`` and is recomputed
+during the backward pass. We wrap the layer's ``forward`` ourselves rather than use transformers' own
+switch (``GradientCheckpointingLayer``), because that one acts only when ``layer.training`` is set,
+and some decoder layers (OPT, BioGPT, XGLM, Falcon, ...) apply dropout with ``training=self.training``
+of the layer itself: with the flag set, their scores became random. Every module stays in eval mode,
+so the layers compute exactly what they compute without checkpointing. Cost: one extra forward pass
+per backward pass.
 """
 
 from __future__ import annotations
@@ -26,21 +29,22 @@ def wants_checkpointing(mode: str, length: int) -> bool:
 
 @contextmanager
 def checkpointed_layers(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
-    """Recompute each decoder layer in the backward pass instead of storing its activations."""
+    """Recompute each decoder layer in the backward pass instead of storing its activations.
+
+    The layer's current ``forward`` (its own, or one that accelerate's offloading hooks put on the
+    instance) is wrapped, and put back as it was on exit.
+    """
     from transformers.modeling_layers import GradientCheckpointingLayer
 
     layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)] if enabled else []
-    saved = [(m.gradient_checkpointing, m.training, m.__dict__.get("_gradient_checkpointing_func")) for m in layers]
+    saved = [layer.__dict__.get("forward") for layer in layers]
     for layer in layers:
-        layer.gradient_checkpointing = True
-        layer._gradient_checkpointing_func = partial(checkpoint, use_reentrant=False)
-        layer.training = True  # the flag only: children keep their own (eval) mode
+        layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
     try:
         yield
     finally:
-        for layer, (flag, training, func) in zip(layers, saved):
-            layer.gradient_checkpointing, layer.training = flag, training
-            if func is None:
-                layer.__dict__.pop("_gradient_checkpointing_func", None)
+        for layer, forward in zip(layers, saved):
+            if forward is None:
+                layer.__dict__.pop("forward", None)
             else:
-                layer._gradient_checkpointing_func = func
+                layer.forward = forward
