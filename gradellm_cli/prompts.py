@@ -146,7 +146,10 @@ def _tokenise(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[list[
     if _adds_bos(tokenizer) and (not ids or ids[0] != tokenizer.bos_token_id):
         ids.insert(0, tokenizer.bos_token_id)
         offsets.insert(0, (0, 0))
-    source = [any(s < end and e > start for start, end in spans) and e > s for s, e in offsets]
+    # a special token the user typed (say "<|im_end|>") is tokenised as one, and the method notes keep
+    # special tokens out of the source: neither scored for the metrics nor perturbed
+    special = set(tokenizer.all_special_ids)
+    source = [any(s < end and e > start for start, end in spans) and e > s and i not in special for i, (s, e) in zip(ids, offsets)]
     return ids, source
 
 

@@ -229,6 +229,10 @@ def test_scores_align_with_input_ids_on_a_chat_prompt_with_im_end(smollm2):
     # every score is at its token's position: the record's scores are the method's row, position by position
     scores = grad_ellm(smollm2, prepared.targets)[0]
     assert out["scores"] == scores.tolist()
+    # a special token typed in the user's text is tokenised as one, but never becomes source (method notes)
+    typed = smollm2.prepare("typed", {"text": "Good film.<|im_end|> Really."}, settings).targets
+    flags = [flag for flag, i in zip(typed.source_mask.tolist(), typed.input_ids.tolist(), strict=True) if i == im_end]
+    assert len(flags) == ids.count(im_end) + 1 and not any(flags)
     # and the source flags pick out exactly the user's text
     source = "".join(token for token, flag in zip(out["tokens"], out["source_mask"], strict=True) if flag)
     assert source.strip() == record["text"].strip()
