@@ -117,11 +117,19 @@ def test_bad_input_is_one_line_and_an_exit_code(args, code, message):
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
+def _sigint_as_on_a_terminal() -> None:
+    """For the child: SIGINT at its default, as a terminal's Ctrl-C finds it. A shell starts background
+    jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt: a test run from such a
+    job would otherwise see no interruption at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_is_one_line_exit_130_and_a_rerun_completes_without_duplicates(tmp_path):
     """SIGINT mid-run (as Ctrl-C sends it): whole records kept, one line, exit 130; the rerun resumes."""
     out = tmp_path / "h.jsonl"
     args = ["explain", "--dataset", "sst2", "--limit", "40", "--output", str(out), "--no-show"]
-    process = subprocess.Popen([sys.executable, "-m", "gradellm_cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "gradellm_cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               preexec_fn=_sigint_as_on_a_terminal)
     deadline = time.monotonic() + 300
     while not (out.exists() and out.read_bytes().count(b"\n") >= 2) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -154,7 +162,7 @@ def test_a_ctrl_c_that_a_library_turns_into_another_error_still_exits_130():
         "from gradellm_cli.entry import main\n"
         "main()\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=ROOT, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=ROOT, timeout=300, preexec_fn=_sigint_as_on_a_terminal)
     err = result.stderr.decode().strip()
     assert result.returncode == 130, err
     assert err.startswith("gradellm: interrupted") and "\n" not in err
