@@ -110,6 +110,8 @@ def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int 
         if not isinstance(value, str) or not value.strip():
             raise BadInput(f"field {name!r} is empty or missing")
     rendered, chat = _render(task, tokenizer, values)
+    if chat and _template_trims(tokenizer):
+        values = _trimmed_edges(task, values)
     text, spans = _fill(rendered, task.fields, values)
     ids, source = _tokenise(tokenizer, text, spans)
     if max_tokens is not None and len(ids) > max_tokens:
@@ -121,6 +123,36 @@ def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int 
         chat=chat,
         label_prefix="" if chat else " ",
     )
+
+
+_TRIMS: dict[tuple[int, str], bool] = {}
+_PROBE = "\u2063GRADELLM_PROBE\u2063"
+
+
+def _template_trims(tokenizer) -> bool:
+    """Whether the chat template trims a message's content (``| trim``, as Gemma's instruction models
+    do): the user's text must then lose the whitespace at the message's edges too, or our prompt would
+    not be the one the model's own template makes."""
+    key = (id(tokenizer), str(tokenizer.chat_template))
+    if key not in _TRIMS:
+        try:
+            text = tokenizer.apply_chat_template([{"role": "user", "content": f" {_PROBE} "}], tokenize=False, add_generation_prompt=True)
+            _TRIMS[key] = _PROBE in text and f" {_PROBE} " not in text
+        except Exception:  # a template that wants other messages: assume it keeps the content as it is
+            _TRIMS[key] = False
+    return _TRIMS[key]
+
+
+def _trimmed_edges(task: Task, values: dict[str, str]) -> dict[str, str]:
+    """The values with the whitespace a trimming template removes: before a field that opens the user
+    message and after one that closes it."""
+    out = dict(values)
+    for name in task.fields:
+        if task.user.startswith(f"{{{name}}}"):
+            out[name] = out[name].lstrip()
+        if task.user.endswith(f"{{{name}}}"):
+            out[name] = out[name].rstrip()
+    return out
 
 
 def _fill(rendered: str, fields: tuple[str, ...], values: dict[str, str]) -> tuple[str, list[tuple[int, int]]]:
