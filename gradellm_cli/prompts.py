@@ -113,7 +113,7 @@ def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int 
     if chat and _template_trims(tokenizer):
         values = _trimmed_edges(task, values)
     text, spans = _fill(rendered, task.fields, values)
-    ids, source = _tokenise(tokenizer, text, spans)
+    ids, source = _tokenise(tokenizer, text, spans, bos=not chat)
     if max_tokens is not None and len(ids) > max_tokens:
         raise BadInput(f"input is {len(ids)} tokens, longer than the model's context of {max_tokens}")
     return Prompt(
@@ -121,7 +121,9 @@ def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int 
         input_ids=torch.tensor(ids, dtype=torch.long),
         source_mask=torch.tensor(source, dtype=torch.bool),
         chat=chat,
-        label_prefix="" if chat else " ",
+        # the label word as the next token: " Positive" after "Answer:" (or a template's "[/INST]"),
+        # "Positive" at the start of a line (after "<|im_start|>assistant\n")
+        label_prefix="" if text[-1:].isspace() else " ",
     )
 
 
@@ -172,10 +174,12 @@ def _fill(rendered: str, fields: tuple[str, ...], values: dict[str, str]) -> tup
     return "".join(out), spans
 
 
-def _tokenise(tokenizer, text: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[bool]]:
+def _tokenise(tokenizer, text: str, spans: list[tuple[int, int]], bos: bool) -> tuple[list[int], list[bool]]:
+    """Ids and source flags of ``text``. ``bos``: put the tokenizer's BOS in front where it adds one by
+    default (the plain-text fallback); a chat template writes its own BOS or none, as the model expects."""
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
-    if _adds_bos(tokenizer) and (not ids or ids[0] != tokenizer.bos_token_id):
+    if bos and _adds_bos(tokenizer) and (not ids or ids[0] != tokenizer.bos_token_id):
         ids.insert(0, tokenizer.bos_token_id)
         offsets.insert(0, (0, 0))
     # a special token the user typed (say "<|im_end|>") is tokenised as one, and the method notes keep

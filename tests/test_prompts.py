@@ -41,3 +41,17 @@ def test_a_template_that_keeps_whitespace_keeps_it(smollm2):
     prompt = build_prompt(TASKS["sentiment"], tokenizer, {"text": TEXT})
     assert prompt.input_ids.tolist() == _template_ids(tokenizer, TASKS["sentiment"], {"text": TEXT})
     assert tokenizer.decode(prompt.input_ids[prompt.source_mask]).endswith("\n")
+
+
+def test_a_template_decides_bos_and_the_label_follows_its_last_character(explainer):
+    """A chat template writes BOS itself or not at all (Gemma's tokenizer would add one by default); a
+    generation prompt that ends in "ASSISTANT:" is followed by " Positive", as after the fallback's
+    "Answer:", and one that ends in a newline by "Positive"."""
+    tokenizer = copy.deepcopy(explainer.tokenizer)
+    tokenizer.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}ASSISTANT:"
+    task = TASKS["sentiment"]
+    prompt = build_prompt(task, tokenizer, {"text": "Fine."})
+    assert prompt.chat and prompt.input_ids.tolist() == _template_ids(tokenizer, task, {"text": "Fine."})
+    assert prompt.label_prefix == " "
+    tokenizer.chat_template += "{{ '\\n' }}"  # a template's own last newline Jinja drops
+    assert build_prompt(task, tokenizer, {"text": "Fine."}).label_prefix == ""
