@@ -76,7 +76,7 @@ class Capture:
         )
 
 
-def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int | None = None) -> torch.Tensor:
+def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int) -> torch.Tensor:
     """Which key positions each query row sees, read from the mask the model itself built.
 
     ``None`` means SDPA's plain causal mask (transformers skips building a mask when causal is all
@@ -84,9 +84,8 @@ def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_len
     the last ``q_length`` of the ``kv_length`` positions (after a cache).
     """
     if attention_mask is None:
-        offset = kv_length - (kv_length if q_length is None else q_length)
         keys = torch.arange(kv_length, device=rows.device)
-        return keys[None, :] <= rows[:, None] + offset
+        return keys[None, :] <= rows[:, None] + (kv_length - q_length)
     mask_rows = attention_mask[0, 0, rows, :kv_length]
     if mask_rows.dtype == torch.bool:
         return mask_rows.clone()

@@ -127,7 +127,7 @@ def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int 
     )
 
 
-_TRIMS: dict[tuple[int, str], bool] = {}
+_TRIMS: dict[str, bool] = {}  # by chat template: trimming is the template's, whatever the tokenizer
 _PROBE = "\u2063GRADELLM_PROBE\u2063"
 
 
@@ -135,7 +135,7 @@ def _template_trims(tokenizer) -> bool:
     """Whether the chat template trims a message's content (``| trim``, as Gemma's instruction models
     do): the user's text must then lose the whitespace at the message's edges too, or our prompt would
     not be the one the model's own template makes."""
-    key = (id(tokenizer), str(tokenizer.chat_template))
+    key = str(tokenizer.chat_template)
     if key not in _TRIMS:
         try:
             text = tokenizer.apply_chat_template([{"role": "user", "content": f" {_PROBE} "}], tokenize=False, add_generation_prompt=True)

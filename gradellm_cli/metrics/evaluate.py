@@ -102,7 +102,7 @@ def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) ->
         specs += [Fixed(top_k_mask(order, k, keep_top=True)) for k in counts]
 
     generator = torch.Generator().manual_seed(mask_seed(settings.seed, str(record["id"]), str(record["model"]), int(record["step"])))
-    if "soft" not in names:  # draw (and drop) the raw masks anyway: the pi masks stay those of --metrics all
+    if "pi" in names and "soft" not in names:  # draw (and drop) the raw masks: the pi masks stay those of --metrics all
         for _ in draw(raw_specs, generator, settings.mask_unit, engine.hidden):
             pass
     masks = draw(specs, generator, settings.mask_unit, engine.hidden)

@@ -107,7 +107,9 @@ def collect(sources: Path | Iterable[Path], dataset_of: Mapping[str, str] | None
     collection = Collection(rows=[], sources=files)
     mapping = {**_manifest_ids(paths), **(dataset_of or {})}
     _add_metric_rows(collection, metrics, mapping)
-    heatmaps = [record for path in filter(_is_run_folder, paths) for record in _labelled(_run_heatmaps(path))]
+    from ..sweep.store import read_run_heatmaps
+
+    heatmaps = [record for path in filter(_is_run_folder, paths) for record in _labelled(read_run_heatmaps(path))]
     _add_explain_seconds(collection, heatmaps)
     # an input the sweep could not explain (too long, empty) has its error record among the heatmaps
     errors = [r for r in raw + heatmaps if r.get("kind") == ERROR]
@@ -170,12 +172,6 @@ def _labelled(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if record.get("kind") == ERROR and len(known) == 1:
             out[index] = {**record, "method": next(iter(known))}
     return out
-
-
-def _run_heatmaps(path: Path) -> list[dict[str, Any]]:
-    from ..sweep.store import read_run_heatmaps
-
-    return list(read_run_heatmaps(path))
 
 
 def _add_explain_seconds(collection: Collection, heatmaps: list[dict[str, Any]]) -> None:
