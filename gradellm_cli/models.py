@@ -149,34 +149,47 @@ def convert_gguf(gguf_path: Path) -> Path:
     """De-quantise a GGUF file once into a float32 safetensors folder; return that folder.
 
     The folder is written under a temporary name and renamed into place, so an interrupted
-    conversion never leaves a half-written cache entry behind.
+    conversion never leaves a half-written cache entry behind. A file lock next to it makes the
+    processes of one multi-process run (torchrun, ``accelerate launch``, a batch array sharing a
+    cache) convert once between them: the first converts, the others wait and load its folder,
+    instead of each replacing the folder while another is loading it.
     """
+    from filelock import FileLock
+
     target = gguf_cache_folder(gguf_path)
     if (target / "config.json").exists():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").exists():  # converted by another process while this one waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+        try:
+            _write_converted(gguf_path, tmp)
+            if target.exists():  # a folder without config.json: left by something else, not by us
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _write_converted(gguf_path: Path, folder: Path) -> None:
+    """Load the GGUF file through transformers (which de-quantises it) and save it into ``folder``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        folder, name = str(gguf_path.parent), gguf_path.name
-        with _gguf_bar_on_terminals_only():
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-        # The weights are already de-quantised floats; drop the GGUF marker so they can be saved.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    source, name = str(gguf_path.parent), gguf_path.name
+    with _gguf_bar_on_terminals_only():
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=name, dtype=torch.float32)
+    # The weights are already de-quantised floats; drop the GGUF marker so they can be saved.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")

@@ -134,3 +134,40 @@ def test_the_gguf_conversion_bar_is_off_when_stderr_is_not_a_terminal():
         bar = module.tqdm(range(3))
         assert bar.disable and list(bar) == [0, 1, 2]
     assert module.tqdm is original
+
+
+def test_processes_sharing_a_cache_convert_a_gguf_file_once(tmp_path, monkeypatch):
+    """torchrun or `accelerate launch` starts every process at once: the first converts, the others
+    wait for its folder rather than converting again and replacing the folder another one is loading."""
+    import threading
+    import time
+
+    from gradellm_cli import models
+
+    monkeypatch.setenv("GRADELLM_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" * 1000)
+    calls = []
+
+    def slow_conversion(path, folder):
+        calls.append(folder)
+        time.sleep(0.5)  # long enough for every thread to reach the cache check meanwhile
+        (folder / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_write_converted", slow_conversion)
+    results, errors = [], []
+
+    def convert():
+        try:
+            results.append(models.convert_gguf(gguf))
+        except Exception as error:  # noqa: BLE001 - reported by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=convert) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(calls) == 1
+    assert set(results) == {gguf_cache_folder(gguf)} and (results[0] / "config.json").exists()
+    assert not [p for p in results[0].parent.iterdir() if ".tmp-" in p.name]  # no temporary folder left
