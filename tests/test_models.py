@@ -171,3 +171,38 @@ def test_processes_sharing_a_cache_convert_a_gguf_file_once(tmp_path, monkeypatc
     assert not errors and len(calls) == 1
     assert set(results) == {gguf_cache_folder(gguf)} and (results[0] / "config.json").exists()
     assert not [p for p in results[0].parent.iterdir() if ".tmp-" in p.name]  # no temporary folder left
+
+
+def test_gemma_gguf_is_assembled_once_and_never_left_half_written(tmp_path):
+    """The wheel's assemble() writes straight into its output: a second process, or the next run after
+    a Ctrl-C, must never find (and keep using) a half-written file."""
+    import threading
+    import time
+
+    from gradellm_cli.models import _assemble_once
+
+    target = tmp_path / "gguf" / "model.gguf"
+    calls = []
+
+    def interrupted(path):
+        Path(path).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _assemble_once(interrupted, target)
+    assert not target.exists() and [p.name for p in target.parent.iterdir()] == ["model.gguf.lock"]
+
+    def slow(path):
+        calls.append(path)
+        with open(path, "wb") as out:
+            for _ in range(5):
+                out.write(b"x" * 1000)
+                out.flush()
+                time.sleep(0.1)
+
+    threads = [threading.Thread(target=_assemble_once, args=(slow, target)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and target.read_bytes() == b"x" * 5000
