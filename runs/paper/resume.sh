@@ -50,8 +50,16 @@ if [ ! -e "$VENV" ]; then
         && echo "$CODE_COMMIT" > "$VENV/.complete" \
         || { echo "resume.sh: cannot build $VENV from $RUN/requirements.txt"; exit 1; }
 fi
-out=$(realpath "$RUN") torchrun=$(realpath "$VENV/bin/torchrun")
+out=$(realpath "$RUN") torchrun=$(realpath "$VENV/bin/torchrun") python="$(realpath "$VENV")/bin/python"  # not realpath of the file: a symlink out of the venv
 export OMP_NUM_THREADS=1
+# De-quantise both GGUF files once, in one process, before torchrun starts two: the pinned code's
+# cache has no lock (main's has), so two processes converting the same file at once can trip over
+# each other. A no-op when the cache already holds them.
+(cd "$CODE" && "$python" -c 'import sys; from pathlib import Path
+from gradellm_cli.models import convert_gguf, resolve_model
+for alias in sys.argv[1:]:
+    print("resume.sh: model cache ready:", convert_gguf(Path(resolve_model(alias).location)))' smollm2 gemma3) \
+    || echo "resume.sh: could not prepare the model cache; the sweep will convert the models itself"
 for attempt in 1 2 3; do  # a crash of one process ends the whole torchrun job; the rerun resumes
     # timeline.log: the wall time of a run spread over sessions (see snapshot.sh)
     echo "start $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
