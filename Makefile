@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # with a GPU, pip's default torch build (CUDA) is installed instead.
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: setup demo test lint bench clean-cache
+.PHONY: setup demo test lint bench
 
 $(BIN)/gradellm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
