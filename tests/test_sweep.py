@@ -202,3 +202,18 @@ def test_progress_rate_and_time_left_average_this_processs_units():
     assert clock(time_left(task)) == "0:50:00"
     assert run_rate(SimpleNamespace(completed=6, total=30, elapsed=600.0, fields={"resumed": 6})) is None
     assert time_left(SimpleNamespace(completed=6, total=30, elapsed=None, fields={"resumed": 6})) is None
+
+
+def test_a_second_process_on_the_same_shard_is_refused(tmp_path):
+    """E.g. `--shard 0/2` given under torchrun, which would put every rank on shard 0."""
+    from filelock import FileLock
+
+    from gradellm_cli.locks import lock_path
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with FileLock(str(lock_path(run_dir / "done.shard-0-of-2.jsonl"))):
+        result = _sweep(run_dir, "--shard", "0/2")
+    assert result.returncode == 2, result.stderr
+    assert "another gradellm process is writing shard 0/2 of" in result.stderr and result.stderr.strip().count("\n") == 0
+    assert not list(run_dir.glob("*.jsonl"))

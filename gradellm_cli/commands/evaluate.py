@@ -10,6 +10,7 @@ import typer
 
 from ..errors import EXIT_SKIPPED, BadInput, GradellmError
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
+from ..locks import sole_writer
 from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
 from ..metrics.records import check_heatmap
 from ..progress import progress_bar
@@ -79,9 +80,10 @@ def _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batc
     if heatmaps == "-" and sys.stdin.isatty():
         raise BadInput("no heatmap records on stdin: pass --heatmaps FILE, or pipe `gradellm explain ... --output -` into this")
     check_input(heatmaps)
-    done = _resume(output, overwrite, settings)
-    evaluator = Evaluator(settings, ModelPool(device, _model_specs(model or [])))
-    failures, undefined = _run(evaluator, heatmaps, output, done, on_error)
+    with sole_writer(output):
+        done = _resume(output, overwrite, settings)
+        evaluator = Evaluator(settings, ModelPool(device, _model_specs(model or [])))
+        failures, undefined = _run(evaluator, heatmaps, output, done, on_error)
     if undefined:
         print(f"gradellm: {undefined} record(s) have undefined metrics; their error records say why", file=sys.stderr)
     if failures:

@@ -13,6 +13,7 @@ from rich.console import Console
 from ..errors import BadInput, GradellmError
 from ..explain import Explainer, ExplainSettings
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
+from ..locks import sole_writer
 from ..methods import MethodOptions, parse_methods
 from ..progress import progress_bar
 from ..prompts import get_task
@@ -129,9 +130,10 @@ def explain(
     else:
         check_input(input)  # a missing file is an error before the model loads
         inputs, total = _from_jsonl(input, task, text_field, id_field, label_field), count_lines(input)
-    explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-    done = _resume(output, overwrite, explainer, settings)
-    failures = _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total=total)
+    with sole_writer(output):  # before the model loads: a second writer is refused at once
+        explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        done = _resume(output, overwrite, explainer, settings)
+        failures = _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total=total)
     if failures:
         raise GradellmError(f"{failures} record(s) skipped (see the errors above)", exit_code=5)
 

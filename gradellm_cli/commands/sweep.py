@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from ..errors import EXIT_SKIPPED, GradellmError
+from ..locks import sole_writer
 from ..metrics import parse_metrics, parse_pi_grid
 from .options import (
     EXPLAIN_DEFAULTS,
@@ -103,7 +104,7 @@ def sweep(
     from ..sweep.plan import SweepOptions, build_plan, dataset_task, parse_limits, split_list
     from ..sweep.runner import metric_settings, run_sweep
     from ..sweep.sharding import parse_shard, process_device
-    from ..sweep.store import ShardStore, done_lines
+    from ..sweep.store import DONE, ShardStore, done_lines
 
     started = time.perf_counter()
     the_shard = parse_shard(shard)
@@ -147,13 +148,14 @@ def sweep(
     manifest = build_manifest(options.as_dict(), plan.summary(), {d.name: d.source for d in plan.datasets})
     check_or_write(run_dir, manifest)
     store = ShardStore(run_dir, the_shard)
-    store.resume()
-    store.open()
-    try:
-        groups = [group for group in plan.groups if the_shard.owns(group.index)]
-        outcome = run_sweep(plan, options, groups, done_lines(run_dir), store, placement)
-    finally:
-        store.close()
+    with sole_writer(store.paths[DONE], f"shard {the_shard} of {run_dir}"):
+        store.resume()
+        store.open()
+        try:
+            groups = [group for group in plan.groups if the_shard.owns(group.index)]
+            outcome = run_sweep(plan, options, groups, done_lines(run_dir), store, placement)
+        finally:
+            store.close()
     where = f" (shard {the_shard})" if the_shard.count > 1 else ""
     print(
         f"gradellm: sweep{where}: {outcome.ran} unit(s) run, {outcome.skipped} already done, {outcome.failed} failed; "
