@@ -144,3 +144,24 @@ def test_python_api_over_a_jsonl_file(tmp_path, heatmaps):
     out = list(evaluate_jsonl(str(source), MetricSettings(metrics=("soft",), samples=1), device="cpu"))
     assert [(r["id"], r["kind"]) for r in out] == [("neg", "metric")]
     assert out[0]["config"]["metrics"] == ["soft"] and "pi_soft_ns" not in out[0]
+
+
+@pytest.mark.usefixtures("shared_model")
+def test_resume_refuses_metrics_of_remade_heatmaps_or_other_settings(tmp_path, heatmaps):
+    """Resuming keeps what --output holds only when it was made from these heatmaps with these settings."""
+    source, output = tmp_path / "heatmaps.jsonl", tmp_path / "metrics.jsonl"
+    _write(source, heatmaps)
+    first = CliRunner().invoke(app, ["--heatmaps", str(source), "--output", str(output), "--on-error", "skip", *FAST])
+    assert first.exit_code == 0, first.output
+    before = output.read_bytes()
+    remade = [r | {"config": r["config"] | {"ig_steps": 7}} for r in heatmaps]  # explain --overwrite, other options
+    _write(source, remade)
+    again = CliRunner().invoke(app, ["--heatmaps", str(source), "--output", str(output), "--on-error", "skip", *FAST])
+    assert again.exit_code == 2 and "heatmaps made with other options" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and output.read_bytes() == before  # nothing written, even with skip
+
+    only_error = tmp_path / "errors.jsonl"  # an undefined-metrics error record alone, made with seed 0
+    only_error.write_bytes(b"".join(line + b"\n" for line in before.splitlines() if b'"error"' in line))
+    _write(source, heatmaps[-1:])
+    other = CliRunner().invoke(app, ["--heatmaps", str(source), "--output", str(only_error), *FAST, "--seed", "1"])
+    assert other.exit_code == 2 and "other settings" in other.stderr

@@ -107,7 +107,8 @@ def _resume(output: str, overwrite: bool, settings: MetricSettings) -> dict[tupl
     expected = settings.config()
     done = {}
     for record in completed_lines(path):
-        if record.get("kind") == METRIC:
+        # error records of undefined metrics carry the config too: made with other settings, they are stale as well
+        if record.get("kind") == METRIC or (record.get("kind") == ERROR and isinstance(record.get("config"), dict)):
             config = {key: value for key, value in (record.get("config") or {}).items() if key != "heatmap"}
             if config != expected:
                 raise BadInput(f"{output} holds metric records made with other settings; use --overwrite or a new file")
@@ -128,7 +129,7 @@ def _run(evaluator: Evaluator, heatmaps: str, output: str, done: dict, on_error:
                 result = _one(evaluator, line.number, line.error, record, done, seen)
             except GradellmError as exc:
                 message = str(exc) if exc.message.startswith("line ") else f"line {line.number}: {exc}"
-                if on_error == "stop":
+                if on_error == "stop" or isinstance(exc, OtherHeatmaps):
                     raise GradellmError(message, exit_code=exc.exit_code) from None
                 failures += 1
                 print(f"gradellm: skipped: {message}", file=sys.stderr)
@@ -161,9 +162,28 @@ def _one(evaluator: Evaluator, number: int, error: str | None, record: dict | No
         raise BadInput("appears twice in the input (same id, model, method and step)", record=key[0])
     seen.add(key)
     if key in done:
+        _check_made_from(record, done[key])
         evaluator.note(record, done[key])
         return RESUMED
     return evaluator.evaluate(record)
+
+
+class OtherHeatmaps(BadInput):
+    """--output holds metrics of heatmaps other than these: the heatmap file was remade since (other
+    options), so resuming would keep numbers that do not belong to it. Stops the run even with
+    ``--on-error skip``: every later line would be wrong in the same way."""
+
+
+def _check_made_from(heatmap: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """The metric (or error) record already in --output for this heatmap record must have been made
+    from a heatmap with the same settings (the device and the gradellm release aside, as in reports)."""
+    from ..reports.load import method_settings
+
+    if isinstance(earlier.get("config"), dict) and method_settings(earlier) != method_settings(heatmap):
+        raise OtherHeatmaps(
+            "the --output file holds metrics of heatmaps made with other options (the heatmap file was remade); "
+            "use --overwrite or a new file"
+        )
 
 
 def _skipped(record: dict | None, number: int, reason: str) -> dict[str, Any]:
