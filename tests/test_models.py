@@ -139,6 +139,7 @@ def test_the_gguf_conversion_bar_is_off_when_stderr_is_not_a_terminal():
 def test_processes_sharing_a_cache_convert_a_gguf_file_once(tmp_path, monkeypatch):
     """torchrun or `accelerate launch` starts every process at once: the first converts, the others
     wait for its folder rather than converting again and replacing the folder another one is loading."""
+    import os
     import threading
     import time
 
@@ -155,6 +156,11 @@ def test_processes_sharing_a_cache_convert_a_gguf_file_once(tmp_path, monkeypatc
         (folder / "config.json").write_text("{}")
 
     monkeypatch.setattr(models, "_write_converted", slow_conversion)
+    target = gguf_cache_folder(gguf)
+    killed, in_flight = Path(f"{target}.tmp-killed"), Path(f"{target}.tmp-older-gradellm")
+    for folder in (killed, in_flight):
+        folder.mkdir(parents=True)
+    os.utime(killed, (time.time() - 2 * models.STALE_AFTER_S,) * 2)  # a conversion SIGKILLed long ago
     results, errors = [], []
 
     def convert():
@@ -170,7 +176,7 @@ def test_processes_sharing_a_cache_convert_a_gguf_file_once(tmp_path, monkeypatc
         thread.join()
     assert not errors and len(calls) == 1
     assert set(results) == {gguf_cache_folder(gguf)} and (results[0] / "config.json").exists()
-    assert not [p for p in results[0].parent.iterdir() if ".tmp-" in p.name]  # no temporary folder left
+    assert [p for p in results[0].parent.iterdir() if ".tmp-" in p.name] == [in_flight]  # ours and the stale one gone
 
 
 def test_gemma_gguf_is_assembled_once_and_never_left_half_written(tmp_path):
@@ -189,7 +195,7 @@ def test_gemma_gguf_is_assembled_once_and_never_left_half_written(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _assemble_once(interrupted, target)
+        _assemble_once(interrupted, target, 5000)
     assert not target.exists() and [p.name for p in target.parent.iterdir()] == ["model.gguf.lock"]
 
     def slow(path):
@@ -200,7 +206,8 @@ def test_gemma_gguf_is_assembled_once_and_never_left_half_written(tmp_path):
                 out.flush()
                 time.sleep(0.1)
 
-    threads = [threading.Thread(target=_assemble_once, args=(slow, target)) for _ in range(4)]
+    target.write_bytes(b"x" * 1234)  # cut short by an older gradellm, which assembled in place
+    threads = [threading.Thread(target=_assemble_once, args=(slow, target, 5000)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
