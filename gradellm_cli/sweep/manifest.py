@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,12 @@ def check_or_write(run_dir: Path, manifest: dict[str, Any]) -> bool:
     """Write the manifest into a new run folder, or check it against the one there; True when resuming."""
     path = run_dir / MANIFEST
     if not path.exists():
-        if run_dir.exists() and any(p.name.endswith(".jsonl") for p in run_dir.iterdir()):
+        has_records = run_dir.exists() and any(p.name.endswith(".jsonl") for p in run_dir.iterdir())
+        if not has_records:
+            _write(path, manifest)
+            return False
+        if not path.exists():  # not written meanwhile by another shard starting at the same moment
             raise BadInput(f"{run_dir} holds records but no {MANIFEST}; use a new --output-dir")
-        _write(path, manifest)
-        return False
     old = read_manifest(path)
     difference = first_difference(_compared(old), _compared(manifest))
     if difference is not None:
@@ -90,12 +93,19 @@ def first_difference(old: Any, new: Any, where: str = "", labels: tuple[str, str
 
 def _write(path: Path, manifest: dict[str, Any]) -> None:
     """Atomic: shards starting together each write the same content; a reader never sees half a file."""
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(manifest, indent=2) + "\n")
-        with open(temporary, "rb") as handle:
+        # a unique name: shards on several machines sharing the folder may have the same pid
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        temporary = Path(name)
+        os.chmod(name, 0o644)  # mkstemp's 0600 would hide the manifest from the folder's other readers
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(json.dumps(manifest, indent=2) + "\n")
+            handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as exc:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
