@@ -2,7 +2,9 @@
 
 Output records for one input are written with one ``write`` call and flushed (and fsynced for files)
 before the next input starts, so a run killed at any moment leaves whole lines plus at most one
-partial last line, which :func:`completed_lines` trims away before a resumed run appends.
+partial last line, which :func:`completed_lines` trims away before a resumed run appends. (A write
+that SIGKILL cuts short may also end after whole lines of an unfinished input: the commands check
+their last records for that too, and cut them with :func:`rewrite_jsonl`.)
 """
 
 from __future__ import annotations
@@ -120,6 +122,21 @@ def completed_lines(path: Path) -> list[dict[str, Any]]:
         with open(path, "r+b") as handle:
             handle.truncate(end)
     return _parse_whole_lines(data, path, "move the output aside")
+
+
+def rewrite_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Replace ``path`` by these records atomically, so a kill during a resume's cleanup leaves the old
+    or the new file, never half of one (the caller holds the output's lock: nobody else writes it)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"cannot rewrite {path}: {exc.strerror}") from None
 
 
 def _parse_whole_lines(data: bytes, path: Path, hint: str) -> list[dict[str, Any]]:

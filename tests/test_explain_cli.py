@@ -196,3 +196,26 @@ def test_generation_records_every_step_with_its_prefix(smollm2):
         assert r["scores"][-1] >= 0 and len(r["scores"]) == len(r["input_ids"])
     for earlier, later in zip(records, records[1:]):
         assert later["input_ids"][:-1] == earlier["input_ids"] and later["input_ids"][-1] == earlier["target_id"]
+
+
+def test_resume_cuts_a_generation_whose_write_was_cut_short(tmp_path):
+    """SIGKILL can stop a large write part-way, leaving whole lines of only the first steps: those
+    steps are cut and the pair explained again, instead of the missing steps being lost for good."""
+    from types import SimpleNamespace
+
+    from gradellm_cli.commands.explain import _resume
+
+    config = {"method": "grad-ellm"}
+
+    def heatmap(record_id, step, steps):
+        return {"kind": "heatmap", "id": record_id, "model": "m", "method": "grad-ellm", "config": config, "step": step, "steps": steps}
+
+    complete = [heatmap("done", step, 3) for step in range(3)] + [heatmap("classified", 0, 1)]
+    cut = [heatmap("cut", 0, 3), heatmap("cut", 1, 3)]
+    error = {"kind": "error", "id": "bad", "error": "empty text"}
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in [*complete, error, *cut]))
+    explainer = SimpleNamespace(model_name="m", method_config=lambda settings, name: config)
+    settings = ExplainSettings(methods=["grad-ellm"])
+    assert _resume(str(out), False, explainer, settings) == {("done", "grad-ellm"), ("classified", "grad-ellm")}
+    assert read_records(out) == [*complete, error]  # the cut pair's steps are gone; everything else kept

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from ..errors import BadInput, GradellmError
 from ..explain import Explainer, ExplainSettings
-from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
+from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl, rewrite_jsonl
 from ..locks import sole_writer
 from ..methods import MethodOptions, parse_methods
 from ..progress import progress_bar
@@ -160,15 +160,22 @@ def _from_jsonl(path: str, task: str, text_field: str, id_field: str, label_fiel
 
 
 def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings: ExplainSettings) -> set[tuple[str, str]]:
-    """(id, method) pairs already in --output; error if it holds records made with other settings."""
+    """(id, method) pairs already in --output; error if it holds records made with other settings.
+
+    A pair is done when all its steps are there. An input's records go out in one write, but a write
+    cut short by SIGKILL can still leave the first steps of a generation as whole lines: those are cut
+    from the file (an atomic rewrite) and the pair is explained again, so no step is lost or doubled.
+    """
     if output in (None, "-"):
         return set()
     path = Path(output)
     if overwrite and path.exists():
         path.unlink()
     expected = {name: explainer.method_config(settings, name) for name in settings.methods}
-    done = set()
-    for record in completed_lines(path):
+    records = completed_lines(path)
+    steps: dict[tuple[str, str], set[int]] = {}
+    wanted: dict[tuple[str, str], int] = {}
+    for record in records:
         if record.get("kind") != "heatmap":
             continue
         same = record.get("model") == explainer.model_name and expected.get(record.get("method")) == record.get("config")
@@ -176,8 +183,13 @@ def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings:
             raise BadInput(
                 f"{output} holds {record.get('method')} records made with another model or options; use --overwrite or a new file"
             )
-        done.add((str(record["id"]), record["method"]))
-    return done
+        pair = (str(record["id"]), record["method"])
+        steps.setdefault(pair, set()).add(record.get("step", 0))
+        wanted[pair] = record.get("steps") or 1
+    cut_short = {pair for pair, seen in steps.items() if len(seen) < wanted[pair]}
+    if cut_short:
+        rewrite_jsonl(path, [r for r in records if r.get("kind") != "heatmap" or (str(r["id"]), r["method"]) not in cut_short])
+    return set(steps) - cut_short
 
 
 def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total) -> int:

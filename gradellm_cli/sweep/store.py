@@ -13,15 +13,11 @@ This module imports neither torch nor transformers, so reports can read a run fo
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..errors import BadInput, OutputError
-from ..jsonl import JsonlWriter, completed_lines, whole_lines
+from ..errors import BadInput
+from ..jsonl import JsonlWriter, completed_lines, rewrite_jsonl, whole_lines
 from .sharding import Shard
 
 HEATMAPS, METRICS, DONE = "heatmaps", "metrics", "done"
@@ -66,7 +62,7 @@ class ShardStore:
             records = completed_lines(path)
             kept = [record for record in records if unit_of(record) in committed]
             if len(kept) != len(records):
-                _rewrite(path, kept)
+                rewrite_jsonl(path, kept)
 
     def open(self) -> None:
         self._writers = {stem: JsonlWriter(str(path)) for stem, path in self.paths.items()}
@@ -82,19 +78,6 @@ class ShardStore:
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
-
-
-def _rewrite(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Replace ``path`` atomically, so a kill during the cleanup leaves the old or the new file, never half of one."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise OutputError(f"cannot rewrite {path}: {exc.strerror}") from None
 
 
 def read_run(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
