@@ -2,8 +2,8 @@
 
 Resuming cuts a torn last line off an output (``explain``, ``evaluate``) or rewrites a shard's files
 without the records of an unfinished unit (``sweep``). Done by a second process while the first is
-still writing (a second launch of the same command, a batch job requeued while the old one runs,
-``--shard 0/2`` under torchrun, which gives every rank that shard), it cuts the first one's records
+still writing (a second launch of the same command, a batch job requeued while the old one runs),
+it cuts the first one's records
 in flight, and whatever the first writes after that goes to a file that is no longer there. So each
 run holds an exclusive lock for as long as it writes: a hidden ``.NAME.lock`` file beside the output
 (``filelock``: ``flock`` on POSIX, released by the kernel when the process dies, even by SIGKILL).

@@ -141,6 +141,9 @@ def test_limits_and_shards_parse():
     assert parse_shard(None, {}) == Shard(0, 1)
     with pytest.raises(BadInput):
         parse_shard("4/4")
+    assert parse_shard("1/4", {"WORLD_SIZE": "1"}) == Shard(1, 4)
+    with pytest.raises(BadInput, match="gives every process the same shard"):  # --shard under torchrun
+        parse_shard("0/2", {"RANK": "1", "WORLD_SIZE": "2"})
 
 
 def test_a_device_map_is_refused_under_a_multi_process_launch():

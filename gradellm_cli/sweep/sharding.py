@@ -32,8 +32,14 @@ class Shard:
 
 def parse_shard(spec: str | None, environ: dict[str, str] | None = None) -> Shard:
     """``--shard i/n``, else RANK/WORLD_SIZE from the environment (accelerate, torchrun), else 0/1."""
+    environ = os.environ if environ is None else environ
     if spec is None:
-        return shard_from_env(os.environ if environ is None else environ)
+        return shard_from_env(environ)
+    if environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
+        raise BadInput(
+            f"--shard {spec} under a launch of WORLD_SIZE={environ['WORLD_SIZE']} processes gives every process the same shard; "
+            "drop --shard (each process takes RANK of WORLD_SIZE)"
+        )
     index, slash, count = spec.partition("/")
     try:
         shard = Shard(int(index), int(count))
