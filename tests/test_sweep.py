@@ -208,7 +208,7 @@ def test_progress_rate_and_time_left_average_this_processs_units():
 
 
 def test_a_second_process_on_the_same_shard_is_refused(tmp_path):
-    """E.g. `--shard 0/2` given under torchrun, which would put every rank on shard 0."""
+    """E.g. a batch job requeued while its first copy still runs."""
     from filelock import FileLock
 
     from gradellm_cli.locks import lock_path
