@@ -193,6 +193,26 @@ def test_a_unit_committed_by_two_shard_layouts_reads_back_once(tmp_path):
     assert len(heatmaps) == 1 and len(metrics) == 2
 
 
+def test_a_unit_killed_under_one_shard_count_and_committed_under_another_reads_back_committed(tmp_path):
+    """Resumed with another shard count, a unit cut off half-way under the old count keeps its
+    uncommitted records in the old layout's files (resume cleans only its own shard's files); the
+    committed attempt's records are the ones that count, even where the old file sorts first."""
+    from gradellm_cli.sweep.store import ShardStore
+
+    killed = ShardStore(tmp_path, Shard(1, 2))
+    killed.open()
+    heatmaps, metrics = _records("d", "a", "1", [0])
+    killed._writers["heatmaps"].write([r | {"attempt": "killed"} for r in heatmaps])  # no done line
+    killed._writers["metrics"].write([r | {"attempt": "killed", "kind": "error"} for r in metrics])
+    killed.close()
+    committed = ShardStore(tmp_path, Shard(1, 3))
+    committed.open()
+    committed.commit(("d", "m", "a", "1"), *_records("d", "a", "1", [0]))
+    committed.close()
+    heatmaps, metrics = read_run(tmp_path)
+    assert [r.get("attempt") for r in heatmaps] == [None] and [(r["kind"], r.get("attempt")) for r in metrics] == [("metric", None)] * 2
+
+
 def test_progress_rate_and_time_left_average_this_processs_units():
     """Rate over the units run since start (resumed ones excluded); time left = remaining / rate."""
     from types import SimpleNamespace

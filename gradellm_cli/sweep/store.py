@@ -5,8 +5,8 @@ Each shard writes three files: ``heatmaps[.shard-i-of-n].jsonl``, ``metrics[...]
 records, then its metric records, then one line with its key in the done log. A unit counts as done
 only once its key is in a done log, so a kill at any moment leaves at most one unit half-written;
 on resume that unit's records are cut out of this shard's files (an atomic rewrite) and the unit is
-run again. Readers take records of done units only, and each record once, so the files of every
-shard merge into exactly the records of an uninterrupted run.
+run again. Readers take from each file only the records of units its own done log committed, and
+each record once, so the files of every shard merge into exactly the records of an uninterrupted run.
 
 This module imports neither torch nor transformers, so reports can read a run folder cheaply.
 """
@@ -88,27 +88,34 @@ def read_run(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise BadInput(f"{run_dir} is not a sweep run folder")
-    done = done_units(run_dir)
-    return _merged(run_dir, HEATMAPS, done), _merged(run_dir, METRICS, done)
+    return _merged(run_dir, HEATMAPS), _merged(run_dir, METRICS)
 
 
 def read_run_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The metric records of :func:`read_run` alone, without reading the (larger) heatmap files."""
-    return _merged(run_dir, METRICS, done_units(run_dir))
+    return _merged(run_dir, METRICS)
 
 
 def read_run_heatmaps(run_dir: Path) -> list[dict[str, Any]]:
     """The heatmap records of :func:`read_run` alone."""
-    return _merged(run_dir, HEATMAPS, done_units(run_dir))
+    return _merged(run_dir, HEATMAPS)
 
 
-def _merged(run_dir: Path, stem: str, done: set[UnitKey]) -> list[dict[str, Any]]:
+def _merged(run_dir: Path, stem: str) -> list[dict[str, Any]]:
+    """Each file's records of the units its own done log committed, each record once.
+
+    Not any shard's: after a resume with another shard count, a unit killed half-way under the old
+    count and committed under the new one has records in both layouts' files, and only the committed
+    attempt's belong to the run (on a GPU the two attempts' numbers may differ).
+    """
     seen: set[tuple] = set()
     out = []
     for path in sorted(run_dir.glob(f"{stem}*.jsonl")):
+        done_log = path.with_name(DONE + path.name[len(stem) :])  # heatmaps.shard-0-of-2.jsonl -> done.shard-0-of-2.jsonl
+        committed = {done_key(r) for r in whole_lines(done_log, hint="move the run folder aside")} if done_log.is_file() else set()
         for record in whole_lines(path, hint="move the run folder aside"):
             key = (record.get("kind"), *unit_of(record), record.get("step"))
-            if unit_of(record) in done and key not in seen:
+            if unit_of(record) in committed and key not in seen:
                 seen.add(key)
                 out.append(record)
     return out
