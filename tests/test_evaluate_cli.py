@@ -159,6 +159,9 @@ def test_resume_refuses_metrics_of_remade_heatmaps_or_other_settings(tmp_path, h
     again = CliRunner().invoke(app, ["--heatmaps", str(source), "--output", str(output), "--on-error", "skip", *FAST])
     assert again.exit_code == 2 and "heatmaps made with other options" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1 and output.read_bytes() == before  # nothing written, even with skip
+    fresh = CliRunner().invoke(app, ["--heatmaps", str(source), "--output", str(output), "--overwrite", *FAST])
+    assert fresh.exit_code == 0, fresh.output
+    assert [r["config"]["heatmap"]["ig_steps"] for r in _read(output) if r["kind"] == "metric"] == [7, 7]  # only the new ones
 
     only_error = tmp_path / "errors.jsonl"  # an undefined-metrics error record alone, made with seed 0
     only_error.write_bytes(b"".join(line + b"\n" for line in before.splitlines() if b'"error"' in line))

@@ -48,3 +48,51 @@ def test_a_second_explain_on_the_same_output_exits_2_before_loading_the_model(tm
     assert result.returncode == 2, result.stderr
     assert "another gradellm process is writing" in result.stderr and result.stderr.strip().count("\n") == 0
     assert output.read_bytes() == b'{"kind": "heatmap", "id": "in flight"}\n'  # untouched
+
+
+def test_where_no_lock_can_be_made_the_run_goes_on_with_a_note(tmp_path, monkeypatch, capsys):
+    """A writable file in a folder we may not write to, or a file system without flock (older
+    filelock raises NotImplementedError there): the lock is a safeguard, not a condition of writing."""
+    import filelock
+
+    for failure in (PermissionError(13, "Permission denied"), NotImplementedError("no flock")):
+
+        def refuse(self, *args, failure=failure, **kwargs):
+            raise failure
+
+        monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+        with sole_writer(tmp_path / "out.jsonl"):
+            pass
+        assert "is written without a lock" in capsys.readouterr().err
+
+
+def test_links_to_pipes_take_no_lock_and_links_to_files_lock_the_file(tmp_path):
+    import os
+
+    read_end, write_end = os.pipe()
+    try:
+        with sole_writer(f"/proc/self/fd/{write_end}"):  # `--output /dev/stdout` piped somewhere
+            pass
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    real.write_text("")
+    link.symlink_to(real)
+    with sole_writer(link):
+        with pytest.raises(BadInput):
+            with sole_writer(real):  # the same file under another name: the same lock
+                pass
+    assert not list(Path("/proc/self/fd").glob(".*.lock"))
+
+
+def test_overwrite_empties_regular_files_and_leaves_devices_alone(tmp_path):
+    from gradellm_cli.locks import truncate_for_overwrite
+
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    real.write_text('{"old": 1}\n')
+    link.symlink_to(real)
+    truncate_for_overwrite(str(link))
+    assert link.is_symlink() and real.read_bytes() == b""
+    truncate_for_overwrite("/dev/null")  # as root, unlinking it (the old --overwrite) would remove /dev/null
+    assert Path("/dev/null").is_char_device()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -18,7 +19,9 @@ def test_written_once_then_compared(tmp_path):
     run_dir = tmp_path / "run"
     assert check_or_write(run_dir, MANIFEST_A) is False  # a new folder: written
     assert read_manifest(run_dir / MANIFEST) == MANIFEST_A
-    assert stat.S_IMODE((run_dir / MANIFEST).stat().st_mode) == 0o644
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((run_dir / MANIFEST).stat().st_mode) == 0o666 & ~umask  # as any file the user writes
     assert [p.name for p in run_dir.iterdir()] == [MANIFEST]  # no temporary file left
     assert check_or_write(run_dir, MANIFEST_A | {"written_at": "now"}) is True  # the same run: resumed
     with pytest.raises(BadInput, match=r"different configuration \(options.samples: 3 before, 1 now\)"):

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import EXIT_SKIPPED, BadInput, GradellmError
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
-from ..locks import sole_writer
+from ..locks import sole_writer, truncate_for_overwrite
 from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
 from ..metrics.records import check_heatmap
 from ..progress import progress_bar
@@ -102,8 +102,8 @@ def _resume(output: str, overwrite: bool, settings: MetricSettings) -> dict[tupl
     if output == "-":
         return {}
     path = Path(output)
-    if overwrite and path.exists():
-        path.unlink()
+    if overwrite:
+        truncate_for_overwrite(output)
     expected = settings.config()
     done = {}
     for record in completed_lines(path):

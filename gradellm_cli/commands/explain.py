@@ -13,7 +13,7 @@ from rich.console import Console
 from ..errors import BadInput, GradellmError
 from ..explain import Explainer, ExplainSettings
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl, rewrite_jsonl
-from ..locks import sole_writer
+from ..locks import sole_writer, truncate_for_overwrite
 from ..methods import MethodOptions, parse_methods
 from ..progress import progress_bar
 from ..prompts import get_task
@@ -169,8 +169,8 @@ def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings:
     if output in (None, "-"):
         return set()
     path = Path(output)
-    if overwrite and path.exists():
-        path.unlink()
+    if overwrite:
+        truncate_for_overwrite(output)
     expected = {name: explainer.method_config(settings, name) for name in settings.methods}
     records = completed_lines(path)
     steps: dict[tuple[str, str], set[int]] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -93,19 +93,15 @@ def first_difference(old: Any, new: Any, where: str = "", labels: tuple[str, str
 
 def _write(path: Path, manifest: dict[str, Any]) -> None:
     """Atomic: shards starting together each write the same content; a reader never sees half a file."""
-    temporary = None
+    # a name of its own: shards on several machines sharing the folder may have the same pid
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # a unique name: shards on several machines sharing the folder may have the same pid
-        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        temporary = Path(name)
-        os.chmod(name, 0o644)  # mkstemp's 0600 would hide the manifest from the folder's other readers
-        with os.fdopen(descriptor, "w") as handle:
+        with open(temporary, "w") as handle:  # the umask's mode, as any file the user writes
             handle.write(json.dumps(manifest, indent=2) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as exc:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror}") from None
