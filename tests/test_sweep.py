@@ -175,10 +175,26 @@ def test_resume_cuts_a_unit_written_but_not_committed(tmp_path):
     with open(tmp_path / "done.jsonl", "ab") as handle:
         handle.write(b'{"unit": ["d", "m", "b"')  # a torn done line does not count
     assert {r["method"] for r in read_run(tmp_path)[0]} == {"a"}  # readers ignore the uncommitted unit
+    inode = (tmp_path / "heatmaps.jsonl").stat().st_ino
     store.resume()
+    assert (tmp_path / "heatmaps.jsonl").stat().st_ino == inode  # the tail cut in place, not a copy of the file
     assert {r["method"] for r in read_run(tmp_path)[1]} == {"a"}
     assert (tmp_path / "metrics.jsonl").read_bytes().count(b"\n") == 3  # steps 0 and 5, and -1
     assert (tmp_path / "heatmaps.jsonl").read_bytes().count(b"\n") == 6
+
+
+def test_resume_cuts_uncommitted_records_that_are_not_a_tail(tmp_path):
+    """Records not at the end (a file edited by hand) are cut by a rewrite; the committed ones stay in order."""
+    from gradellm_cli.sweep.store import ShardStore
+
+    store = ShardStore(tmp_path, Shard(0, 1))
+    store.open()
+    store._writers["heatmaps"].write(_records("d", "b", "1", [0])[0])  # never committed
+    store.commit(("d", "m", "a", "1"), *_records("d", "a", "1", [0, 1]))
+    store.close()
+    store.resume()
+    lines = (tmp_path / "heatmaps.jsonl").read_bytes().splitlines()
+    assert [(orjson.loads(line)["method"], orjson.loads(line)["step"]) for line in lines] == [("a", 0), ("a", 1)]
 
 
 def test_a_unit_committed_by_two_shard_layouts_reads_back_once(tmp_path):

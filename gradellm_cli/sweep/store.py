@@ -4,7 +4,7 @@ Each shard writes three files: ``heatmaps[.shard-i-of-n].jsonl``, ``metrics[...]
 ``done[...].jsonl``. A unit is committed in three appends, each flushed and fsynced: its heatmap
 records, then its metric records, then one line with its key in the done log. A unit counts as done
 only once its key is in a done log, so a kill at any moment leaves at most one unit half-written;
-on resume that unit's records are cut out of this shard's files (an atomic rewrite) and the unit is
+on resume that unit's records are cut off the end of this shard's files and the unit is
 run again. Readers take from each file only the records of units its own done log committed, and
 each record once, so the files of every shard merge into exactly the records of an uninterrupted run.
 
@@ -13,10 +13,11 @@ This module imports neither torch nor transformers, so reports can read a run fo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
+from ..errors import BadInput, OutputError
 from ..jsonl import JsonlWriter, completed_lines, rewrite_jsonl, whole_lines
 from .sharding import Shard
 
@@ -58,11 +59,7 @@ class ShardStore:
         """Cut the records of units this shard started but did not commit (a kill mid-unit)."""
         committed = {done_key(record) for record in completed_lines(self.paths[DONE])}
         for stem in (HEATMAPS, METRICS):
-            path = self.paths[stem]
-            records = completed_lines(path)
-            kept = [record for record in records if unit_of(record) in committed]
-            if len(kept) != len(records):
-                rewrite_jsonl(path, kept)
+            _cut_uncommitted(self.paths[stem], committed)
 
     def open(self) -> None:
         self._writers = {stem: JsonlWriter(str(path)) for stem, path in self.paths.items()}
@@ -78,6 +75,32 @@ class ShardStore:
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
+
+
+def _cut_uncommitted(path: Path, committed: set[UnitKey]) -> None:
+    """Remove the records of uncommitted units from one of this shard's files.
+
+    With one writer per shard they are the file's tail (the unit in progress when the run stopped), so
+    the file is cut there in place: no copy of a file that may be large, and no free space needed
+    after a full disk. Anything else (records written by hand, blank lines) takes an atomic rewrite.
+    """
+    records = completed_lines(path)  # also cuts a torn last line
+    kept = [record for record in records if unit_of(record) in committed]
+    if len(kept) == len(records):
+        return
+    data = path.read_bytes()
+    if records[: len(kept)] == kept and data.count(b"\n") == len(records):  # a tail, one record per line
+        offset = 0
+        for _ in kept:
+            offset = data.index(b"\n", offset) + 1
+        try:
+            with open(path, "r+b") as handle:
+                handle.truncate(offset)
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot cut {path}: {exc.strerror}") from None
+    else:
+        rewrite_jsonl(path, kept)
 
 
 def read_run(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
