@@ -307,6 +307,7 @@ def test_write_reports_reads_shards_and_writes_markdown_and_csv(tmp_path):
     written = write_reports(run)
     stems = ("table1", "table2", "deletion_insertion", "cost")
     assert sorted(p.name for p in written) == sorted(f"{s}.{e}" for s in stems for e in ("md", "csv"))
+    assert not list(run.glob(".*.tmp"))  # each table written whole, then renamed into place
     rows = list(csv.DictReader((run / "table1.csv").open()))
     cell = next(r for r in rows if r["method"] == "grad-ellm" and r["dataset"] == "boolq" and r["metric"] == "auc_pi_soft_ns")
     assert float(cell["mean"]) == pytest.approx(0.2 + 0.3 + 0.075) and cell["n"] == "4" and cell["rank"] == "1"

@@ -6,6 +6,7 @@ calls on demand; ``plot_pi_curves`` draws the pi curves for ``gradellm render --
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -82,7 +83,10 @@ def _write_files(tables: list[Table], target: Path, seed: int, partial: str | No
                 markdown = f"**Note: {partial}.**\n\n{markdown}"
             for suffix, text in ((".md", markdown), (".csv", csv_text(chosen))):
                 path = target / f"{stem}{suffix}"
-                path.write_text(text, encoding="utf-8")
+                # whole or not at all: a kill mid-write must not leave a table cut short until the next report
+                temporary = path.with_name(f".{path.name}.tmp")
+                temporary.write_text(text, encoding="utf-8")
+                os.replace(temporary, path)
                 written.append(path)
     except OSError as exc:
         raise OutputError(f"cannot write reports into {target}: {exc.strerror}") from None
