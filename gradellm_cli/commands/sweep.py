@@ -41,7 +41,7 @@ EXAMPLES = """
 Examples:
 
   gradellm sweep --models smollm2,gemma3 --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all \\
-      --limit 20 --limit-generation 10 --boolq-context evidence --output-dir runs/paper
+      --limit 20 --limit-generation 10 --balanced --boolq-context evidence --output-dir runs/paper
 
   gradellm sweep --models smollm2 --datasets sst2 --methods grad-ellm,random --limit 3 --metrics soft --output-dir runs/tiny
 
