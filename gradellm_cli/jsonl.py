@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import orjson
 
+from .atomic import replace_atomically
 from .errors import BadInput, NotFound, OutputError
 
 
@@ -127,16 +128,8 @@ def completed_lines(path: Path) -> list[dict[str, Any]]:
 def rewrite_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     """Replace ``path`` by these records atomically, so a kill during a resume's cleanup leaves the old
     or the new file, never half of one (the caller holds the output's lock: nobody else writes it)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot rewrite {path}: {exc.strerror}") from None
+    payload = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
+    replace_atomically(path, payload, "rewrite")
 
 
 def _parse_whole_lines(data: bytes, path: Path, hint: str) -> list[dict[str, Any]]:

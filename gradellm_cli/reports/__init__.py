@@ -6,12 +6,12 @@ calls on demand; ``plot_pi_curves`` draws the pi curves for ``gradellm render --
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
 
+from ..atomic import replace_atomically
 from ..errors import OutputError
 from .format import csv_text, markdown_table, rich_tables
 from .load import Collection, collect, run_progress
@@ -83,10 +83,7 @@ def _write_files(tables: list[Table], target: Path, seed: int, partial: str | No
                 markdown = f"**Note: {partial}.**\n\n{markdown}"
             for suffix, text in ((".md", markdown), (".csv", csv_text(chosen))):
                 path = target / f"{stem}{suffix}"
-                # whole or not at all: a kill mid-write must not leave a table cut short until the next report
-                temporary = path.with_name(f".{path.name}.tmp")
-                temporary.write_text(text, encoding="utf-8")
-                os.replace(temporary, path)
+                replace_atomically(path, text.encode("utf-8"))  # a kill mid-write leaves no table cut short
                 written.append(path)
     except OSError as exc:
         raise OutputError(f"cannot write reports into {target}: {exc.strerror}") from None

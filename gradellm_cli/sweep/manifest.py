@@ -9,13 +9,12 @@ names the first difference, and a rerun with the same manifest resumes. ``writte
 from __future__ import annotations
 
 import json
-import os
 import platform
-import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput, OutputError
+from ..atomic import replace_atomically
+from ..errors import BadInput
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -93,15 +92,4 @@ def first_difference(old: Any, new: Any, where: str = "", labels: tuple[str, str
 
 def _write(path: Path, manifest: dict[str, Any]) -> None:
     """Atomic: shards starting together each write the same content; a reader never sees half a file."""
-    # a name of its own: shards on several machines sharing the folder may have the same pid
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "w") as handle:  # the umask's mode, as any file the user writes
-            handle.write(json.dumps(manifest, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    replace_atomically(path, (json.dumps(manifest, indent=2) + "\n").encode())
