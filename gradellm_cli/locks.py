@@ -61,9 +61,11 @@ def sole_writer(output: str | Path | None, what: str = "") -> Iterator[None]:
     except Timeout:
         if lock_path(path).exists():  # held; a lock file that could not even be made is not
             raise BadInput(f"another gradellm process is writing {what or output}; wait for it to end, or write elsewhere") from None
-        lock = _unlocked(path, "the lock file cannot be made")
+        _note_unlocked(path, "the lock file cannot be made")
+        lock = None
     except (OSError, NotImplementedError) as exc:  # NotImplementedError: older filelock, no flock here
-        lock = _unlocked(path, getattr(exc, "strerror", None) or "no file locking here")
+        _note_unlocked(path, getattr(exc, "strerror", None) or "no file locking here")
+        lock = None
     try:
         yield
     finally:
@@ -71,9 +73,8 @@ def sole_writer(output: str | Path | None, what: str = "") -> Iterator[None]:
             lock.release()
 
 
-def _unlocked(path: Path, why: str) -> None:
+def _note_unlocked(path: Path, why: str) -> None:
     print(f"gradellm: note: {path} is written without a lock ({why}); run one process on it at a time", file=sys.stderr)
-    return None
 
 
 @contextmanager
