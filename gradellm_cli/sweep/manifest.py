@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import replace_atomically
-from ..errors import BadInput
+from ..errors import BadInput, OutputError
+from ..locks import held_while_preparing
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -46,14 +47,28 @@ def build_manifest(options: dict[str, Any], plan: dict[str, Any], sources: dict[
 
 
 def check_or_write(run_dir: Path, manifest: dict[str, Any]) -> bool:
-    """Write the manifest into a new run folder, or check it against the one there; True when resuming."""
+    """Write the manifest into a new run folder, or check it against the one there; True when resuming.
+
+    Under the folder's hidden ``.manifest.json.lock``: two shards started at the same moment into a new
+    folder with *different* options would otherwise both find no manifest and both write theirs, and
+    the folder would mix two configurations. With the lock the second one reads the first one's
+    manifest and is refused (or resumes, when the options agree)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot make --output-dir {run_dir}: {exc.strerror}") from None
+    with held_while_preparing(run_dir / f".{MANIFEST}"):
+        return _check_or_write(run_dir, manifest)
+
+
+def _check_or_write(run_dir: Path, manifest: dict[str, Any]) -> bool:
     path = run_dir / MANIFEST
     if not path.exists():
-        has_records = run_dir.exists() and any(p.name.endswith(".jsonl") for p in run_dir.iterdir())
+        has_records = any(p.name.endswith(".jsonl") for p in run_dir.iterdir())
         if not has_records:
             _write(path, manifest)
             return False
-        if not path.exists():  # not written meanwhile by another shard starting at the same moment
+        if not path.exists():  # not written meanwhile by a shard that took no lock (no flock on this file system)
             raise BadInput(f"{run_dir} holds records but no {MANIFEST}; use a new --output-dir")
     old = read_manifest(path)
     difference = first_difference(_compared(old), _compared(manifest))
