@@ -6,11 +6,13 @@
 #
 # Output goes to $LOG (default .cache/paper-run.log); one resume.sh at a time (a lock).
 # NPROC processes of one thread each (default 2: on 2 cores, 1.35x the units per hour of one
-# process with 2 threads). The run's manifest.json refuses to resume on other library or Python
-# versions, so the environment is rebuilt from requirements.txt in $VENV (default .venv-paper) with
-# $PYTHON (default python3), which must be the manifest's Python. requirements.txt pins the CPU build
-# torch==2.13.0+cpu, which pip finds on these machines' local index; elsewhere add
-# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
+# process with 2 threads). Once one of the two shards is finished (the long IMDb reviews all fell to
+# shard 0), the other runs alone as `--shard i/2` with 2 threads rather than on one core beside an
+# idle one: the same shard, the same files, so the records are the same (NPROC 2 only). The run's
+# manifest.json refuses to resume on other library or Python versions, so the environment is
+# rebuilt from requirements.txt in $VENV (default .venv-paper) with $PYTHON (default python3),
+# which must be the manifest's Python. requirements.txt pins the CPU build torch==2.13.0+cpu, which
+# pip finds on these machines' local index; elsewhere add PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
 #
 # The code is pinned too: the sweep runs from a git worktree of CODE_COMMIT in $CODE (default
 # .cache/paper-code), not from the working tree, so that main can move on (new features, a new
@@ -60,15 +62,42 @@ from gradellm_cli.models import convert_gguf, resolve_model
 for alias in sys.argv[1:]:
     print("resume.sh: model cache ready:", convert_gguf(Path(resolve_model(alias).location)))' smollm2 gemma3) \
     || echo "resume.sh: could not prepare the model cache; the sweep will convert the models itself"
+# The shards of 2 with units still to do ("0 1", "0", "1" or ""): the plan in manifest.json gives each
+# group (a record, all methods) to shard g % 2, in the sweep's order; the done logs say what is done.
+shards_left() {
+    "$PYTHON" - "$RUN" <<'PY'
+import json, sys
+from pathlib import Path
+run = Path(sys.argv[1])
+plan = json.loads((run / "manifest.json").read_text())["plan"]
+groups = [(model, name, rid) for model in plan["models"] for name, info in plan["datasets"].items() for rid in info["ids"]]
+left = []
+for shard in (0, 1):
+    log = run / f"done.shard-{shard}-of-2.jsonl"
+    done = {tuple(json.loads(line)["unit"]) for line in log.open() if line.endswith("\n")} if log.exists() else set()
+    mine = {(name, model, method, rid) for g, (model, name, rid) in enumerate(groups) if g % 2 == shard for method in plan["methods"]}
+    if mine - done:
+        left.append(str(shard))
+print(" ".join(left))
+PY
+}
 for attempt in 1 2 3; do  # a crash of one process ends the whole torchrun job; the rerun resumes
+    left=$(shards_left) || left="0 1"
     # timeline.log: the wall time of a run spread over sessions (see snapshot.sh)
     echo "start $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
     # run from $CODE: `-m gradellm_cli` imports the package of the current directory first
-    (cd "$CODE" && "$torchrun" --nproc_per_node "${NPROC:-2}" -m gradellm_cli sweep --models smollm2,gemma3 \
-        --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \
-        --balanced --boolq-context evidence --output-dir "$out")
+    if [ "${NPROC:-2}" = 2 ] && [ -n "$left" ] && [ "${left// /}" = "$left" ]; then
+        echo "resume.sh: only shard $left/2 has units left: it runs alone with 2 threads"
+        (cd "$CODE" && OMP_NUM_THREADS=2 "$python" -m gradellm_cli sweep --models smollm2,gemma3 \
+            --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \
+            --balanced --boolq-context evidence --output-dir "$out" --shard "$left/2")
+    else
+        (cd "$CODE" && "$torchrun" --nproc_per_node "${NPROC:-2}" -m gradellm_cli sweep --models smollm2,gemma3 \
+            --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \
+            --balanced --boolq-context evidence --output-dir "$out")
+    fi
     rc=$?
-    if [ $rc -eq 0 ]; then
+    if [ $rc -eq 0 ] && { [ "${NPROC:-2}" != 2 ] || [ -z "$(shards_left)" ]; }; then
         echo "finish $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
         echo "resume.sh: finished $(date -u +%FT%TZ)"
         exit 0
