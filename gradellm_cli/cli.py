@@ -24,6 +24,25 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+def _print_version(value: bool) -> None:
+    """``gradellm --version``: what a bug report or a methods section needs first (records carry it as
+    ``config.gradellm_version`` too). Eager, so it answers before any command is looked at."""
+    if value:
+        from . import __version__
+
+        print(f"gradellm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print gradellm's version and exit."),
+) -> None:
+    pass
+
+
 # (module under gradellm_cli.commands, function, extra help shown under the command's --help)
 COMMANDS = [
     ("explain", "explain", "EXAMPLES"),

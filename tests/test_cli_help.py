@@ -1,0 +1,31 @@
+"""The command line's own surface: ``--version``, and an example under every command's ``--help``."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from gradellm_cli import __version__, cli
+
+COMMANDS = [name for name, _, _ in cli.COMMANDS]
+
+
+@pytest.fixture(scope="module")
+def app():
+    if not cli.app.registered_commands:
+        cli._register()
+    return cli.app
+
+
+def test_version_prints_the_package_version_and_exits_0(app):
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"gradellm {__version__}\n"
+    assert CliRunner().invoke(app, ["--version", "no-such-command"]).stdout == f"gradellm {__version__}\n"  # eager
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_has_an_example(app, command):
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.stdout and f"gradellm {command}" in result.stdout
