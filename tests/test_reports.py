@@ -21,7 +21,13 @@ from gradellm_cli.errors import BadInput, GradellmError, NotFound
 from gradellm_cli.reports import collect, report_tables, write_reports
 from gradellm_cli.reports.load import BUILTIN_DATASETS, dataset_name
 from gradellm_cli.reports.plot import mean_curves
-from gradellm_cli.reports.stats import bootstrap_ci, bootstrap_ci_of_means, competition_ranks, paired_sign_flip_test
+from gradellm_cli.reports.stats import (
+    bootstrap_ci,
+    bootstrap_ci_of_means,
+    competition_ranks,
+    holm_adjusted,
+    paired_sign_flip_test,
+)
 from gradellm_cli.reports.tables import AUC_NC, AUC_NS, AVERAGE, DELETION, INSERTION, Column
 
 PI = [0.1, 0.3, 0.5, 0.7, 0.9]
@@ -76,7 +82,7 @@ def table(tables, key: str, model: str = "smollm2"):
 def test_table1_means_ranks_and_averages(tmp_path):
     tables = report_tables(collect(write(tmp_path / "m.jsonl", run_records())))
     t1 = table(tables, "table1")
-    assert t1.methods == list(OFFSETS)  # grad-ellm first
+    assert t1.methods == ["grad-ellm", "attention", "random", "saliency"]  # grad-ellm first, then by name
     assert [c.dataset for c in t1.columns] == ["sst2", "sst2", "boolq", "boolq", "tellmewhy", "tellmewhy", AVERAGE, AVERAGE]
     sst2 = t1.cells[("grad-ellm", Column("sst2", AUC_NS))]
     assert sst2.mean == pytest.approx(0.2 + 0.3 + 0.1) and sst2.n == 6 and sst2.rank == 1  # shared: mean of 0, .1, .2
@@ -261,6 +267,42 @@ def test_paired_test_small_p_for_a_consistent_difference_large_p_for_none():
     assert paired_sign_flip_test(same, base, seed=0) > 0.05
     assert paired_sign_flip_test(base, base, seed=0) == 1.0
     assert paired_sign_flip_test(better, base, seed=5) == paired_sign_flip_test(better, base, seed=5)
+
+
+def test_holm_adjustment_by_hand():
+    """Sorted 0.01, 0.03, 0.04 times 3, 2, 1 = 0.03, 0.06, 0.04; kept monotone: 0.03, 0.06, 0.06; capped at 1."""
+    assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjusted([0.6, 0.02]) == pytest.approx([0.6, 0.04])
+    assert holm_adjusted([0.7, 0.9]) == pytest.approx([1.0, 1.0])
+    assert holm_adjusted([0.2]) == [0.2] and holm_adjusted([]) == []
+
+
+def test_paired_tests_are_holm_adjusted_per_column(tmp_path):
+    t1 = table(report_tables(collect(write(tmp_path / "m.jsonl", run_records(inputs=8, noise=0.05)))), "table1")
+    for dataset, metric_ in dict.fromkeys((t.dataset, t.metric) for t in t1.tests):
+        family = [t for t in t1.tests if (t.dataset, t.metric) == (dataset, metric_)]
+        assert len(family) == 3  # saliency, attention, random
+        assert [t.p_holm for t in family] == pytest.approx(holm_adjusted([t.p_value for t in family]))
+        assert all(t.p_value <= t.p_holm <= 1.0 for t in family)
+    write_reports(write(tmp_path / "run" / "metrics.jsonl", run_records(inputs=8, noise=0.05)))
+    rows = [r for r in csv.DictReader((tmp_path / "run" / "table1.csv").open()) if r["p_value"]]
+    assert rows and all(float(r["p_value"]) <= float(r["p_holm"]) for r in rows)
+    assert ", Holm " in (tmp_path / "run" / "table1.md").read_text()
+
+
+def test_tables_do_not_depend_on_the_order_of_the_records(tmp_path):
+    """A sharded run, an unsharded one or a reordered file hold the same records in other orders; the
+    bootstrap resamples positions, so its intervals must not follow the file order."""
+    records = run_records(inputs=12, noise=0.2)
+    shuffled = [records[i] for i in np.random.default_rng(4).permutation(len(records))]
+    first = report_tables(collect(write(tmp_path / "a.jsonl", records)))
+    second = report_tables(collect(write(tmp_path / "b.jsonl", shuffled)))
+    for key in ("table1", "table2"):
+        a, b = table(first, key), table(second, key)
+        assert a.methods == b.methods and set(a.columns) == set(b.columns)  # rows by name; columns as first seen
+        for cell_key, cell in a.cells.items():
+            other = b.cells[cell_key]
+            assert (cell.low, cell.high) == (other.low, other.high) and cell.mean == pytest.approx(other.mean, abs=1e-12)
 
 
 def test_table1_paired_tests_on_the_same_inputs(tmp_path):

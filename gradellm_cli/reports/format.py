@@ -20,7 +20,7 @@ from .tables import AVERAGE, GRAD_ELLM, Cell, Column, PairedTest, Table
 MARKDOWN_MARKS = {1: ("**", "**"), 2: ("<u>", "</u>"), 3: ("*", "*")}
 RICH_MARKS = {1: "bold green", 2: "underline", 3: "italic"}
 CSV_FIELDS = ["model", "table", "method", "dataset", "metric", "mean", "ci_low", "ci_high", "n", "errors", "partial", "rank",
-              "diff_grad_ellm_minus_method", "p_value", "pairs", "test_note"]
+              "diff_grad_ellm_minus_method", "p_value", "p_holm", "pairs", "test_note"]
 
 
 def legend(seed: int, ranked: bool = True) -> str:
@@ -51,7 +51,7 @@ def p_text(p: float | None) -> str:
 def test_text(test: PairedTest) -> str:
     if test.p_value is None:
         return f"n/a ({test.note})"
-    return f"{test.difference:+.3f} (p={p_text(test.p_value)}, n={test.pairs})"
+    return f"{test.difference:+.3f} (p={p_text(test.p_value)}, Holm {p_text(test.p_holm)}, n={test.pairs})"
 
 
 # --- Markdown ------------------------------------------------------------------------------------------
@@ -68,7 +68,8 @@ def markdown_table(table: Table, seed: int) -> str:
     lines += _markdown_grid(["method", *datasets], [[f"`{m}`", *(_inputs(table, m, d) for d in datasets)] for m in table.methods])
     if table.tests:
         lines += ["", f"Paired sign-flip test, `{GRAD_ELLM}` minus each baseline on the same inputs: mean difference "
-                  "(two-sided p, exact up to 16 pairs, else 10,000 random sign patterns; not corrected for multiple tests):", ""]
+                  "(two-sided p, exact up to 16 pairs, else 10,000 random sign patterns; Holm: p adjusted by Holm's "
+                  "method for all the baselines of its column, which bounds the family-wise error rate):", ""]
         lines += _markdown_grid(["baseline", *(header(c) for c in _test_columns(table))], _test_rows(table))
     lines += [f"\nNote: {note}" for note in table.notes]
     return "\n".join(lines) + "\n"
@@ -129,7 +130,8 @@ def _csv_row(table: Table, method: str, column: Column, test: PairedTest | None)
     }
     if test is not None:
         row |= {"diff_grad_ellm_minus_method": _csv_number(test.difference), "pairs": test.pairs, "test_note": test.note,
-                "p_value": _csv_number(test.p_value if test.p_value is not None else math.nan)}
+                "p_value": _csv_number(test.p_value if test.p_value is not None else math.nan),
+                "p_holm": _csv_number(test.p_holm if test.p_holm is not None else math.nan)}
     return row
 
 
@@ -152,7 +154,8 @@ def rich_tables(table: Table) -> list[RichTable]:
         main.add_row(method, *(_rich_cell(c) for c in cells), _rich_inputs(table, method))
     out = [main]
     if table.tests:
-        tests = RichTable(title=f"Paired test: {GRAD_ELLM} minus baseline (p, pairs), model {table.model}", title_justify="left")
+        tests = RichTable(title=f"Paired test: {GRAD_ELLM} minus baseline (p, Holm-adjusted p, pairs), model {table.model}",
+                          title_justify="left")
         tests.add_column("baseline")
         for column in _test_columns(table):
             tests.add_column(f"{column.dataset}\n{column.metric.label}", justify="right")

@@ -75,12 +75,17 @@ class Collection:
 
     @property
     def methods(self) -> list[str]:
-        """grad-ellm first (the paper's method), then its variants, then the baselines in the order first seen."""
+        """grad-ellm first (the paper's method), then its variants, then the baselines, each by name (not
+        the order first seen, which a sharded run or reordered files would change)."""
         names = _ordered(row["method"] for row in self.rows)
-        return sorted(names, key=lambda name: (name != "grad-ellm", not name.startswith("grad-ellm")))
+        return sorted(names, key=lambda name: (name != "grad-ellm", not name.startswith("grad-ellm"), name))
 
     def select(self, model: str, dataset: str, method: str) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["model"] == model and r["dataset"] == dataset and r["method"] == method]
+        """One cell's rows in input order (id, step), not file order: a bootstrap resamples positions, so
+        the same records read from a sharded run, an unsharded one or reordered files must come in one
+        order to give the same intervals."""
+        rows = [r for r in self.rows if r["model"] == model and r["dataset"] == dataset and r["method"] == method]
+        return sorted(rows, key=lambda r: (str(r.get("id")), int(r.get("step") or 0)))
 
 
 def metric_files(source: Path) -> list[Path]:

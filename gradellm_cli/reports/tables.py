@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .load import Collection
-from .stats import bootstrap_ci, bootstrap_ci_of_means, cell_seed, competition_ranks, paired_sign_flip_test
+from .stats import bootstrap_ci, bootstrap_ci_of_means, cell_seed, competition_ranks, holm_adjusted, paired_sign_flip_test
 
 GRAD_ELLM = "grad-ellm"
 SHOWN_DECIMALS = 3  # the tables print means with 3 decimals (format.py); ranks follow what is printed
@@ -66,7 +66,8 @@ class Cell:
 @dataclass
 class PairedTest:
     """Grad-ELLM against one baseline on the inputs both scored: mean difference (Grad-ELLM minus the
-    baseline) and the two-sided p-value, or a note saying why there is none."""
+    baseline), the two-sided p-value and its Holm adjustment over the column's baselines, or a note
+    saying why there is none."""
 
     baseline: str
     dataset: str
@@ -75,6 +76,7 @@ class PairedTest:
     difference: float = math.nan
     p_value: float | None = None
     note: str = ""
+    p_holm: float | None = None
 
 
 @dataclass
@@ -135,7 +137,9 @@ def _add_averages(table: Table, collection: Collection, seed: int) -> None:
         column = Column(AVERAGE, metric)
         table.columns.append(column)
         for method in table.methods:
-            groups = [_values(collection.select(table.model, d, method), metric.field) for d in datasets]
+            # data sets in name order: the bootstrap draws from each group in turn, so the file order of
+            # the records (which data set was seen first) must not decide its interval
+            groups = [_values(collection.select(table.model, d, method), metric.field) for d in sorted(datasets)]
             parts = [table.cells[(method, Column(d, metric))] for d in datasets]
             errors, partial = sum(c.errors for c in parts), sum(c.partial for c in parts)
             if any(not g for g in groups):
@@ -166,7 +170,17 @@ def paired_tests(collection: Collection, table: Table, seed: int = 0) -> list[Pa
             theirs = _by_input(collection.select(table.model, column.dataset, baseline), column.metric.field)
             test_seed = cell_seed(seed, table.model, column.dataset, baseline, column.metric.field)
             tests.append(_paired(ours, theirs, baseline, column, test_seed))
+    _adjust_per_column(tests)
     return tests
+
+
+def _adjust_per_column(tests: list[PairedTest]) -> None:
+    """Holm-adjust the p-values of each (data set, metric) column: the family of Grad-ELLM's tests
+    against the baselines that column could test."""
+    for column in dict.fromkeys((t.dataset, t.metric) for t in tests):
+        family = [t for t in tests if (t.dataset, t.metric) == column and t.p_value is not None]
+        for test, adjusted in zip(family, holm_adjusted([t.p_value for t in family])):
+            test.p_holm = adjusted
 
 
 def _by_input(rows: list[dict[str, Any]], name: str) -> dict[tuple[str, int], float]:
