@@ -25,7 +25,6 @@ app = typer.Typer(
 )
 
 
-
 def _print_version(value: bool) -> None:
     """``gradellm --version``: what a bug report or a methods section needs first (records carry it as
     ``config.gradellm_version`` too). Eager, so it answers before any command is looked at."""

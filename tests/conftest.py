@@ -25,3 +25,13 @@ def gemma3() -> Explainer:
 def explainer(request) -> Explainer:
     """Each embedded model in turn."""
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def app():
+    """The Typer app with every command registered, for in-process ``CliRunner`` tests."""
+    from gradellm_cli import cli
+
+    if not cli.app.registered_commands:
+        cli._register()
+    return cli.app

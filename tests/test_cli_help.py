@@ -10,13 +10,6 @@ from gradellm_cli import __version__, cli
 COMMANDS = [name for name, _, _ in cli.COMMANDS]
 
 
-@pytest.fixture(scope="module")
-def app():
-    if not cli.app.registered_commands:
-        cli._register()
-    return cli.app
-
-
 def test_version_prints_the_package_version_and_exits_0(app):
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0, result.output

@@ -16,7 +16,6 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from gradellm_cli import cli
 from gradellm_cli.errors import BadInput, GradellmError, NotFound
 from gradellm_cli.reports import collect, report_tables, write_reports
 from gradellm_cli.reports.load import BUILTIN_DATASETS, dataset_name
@@ -364,13 +363,6 @@ def test_write_reports_reads_shards_and_writes_markdown_and_csv(tmp_path):
     assert all(r["rank"] == "" for r in table2 if r["metric"] == "expected_kept")
     deletion = (run / "deletion_insertion.md").read_text()
     assert "Deletion AUC" in deletion and "Insertion AUC" in deletion and "tellmewhy" not in deletion
-
-
-@pytest.fixture(scope="module")
-def app():
-    if not cli.app.registered_commands:
-        cli._register()
-    return cli.app
 
 
 def invoke(app, *args: str):
