@@ -67,7 +67,8 @@ def readme_part(report: Path, done: int, total: int, hours: float, versions: dic
 **The paper-scale run: results** ({done} of {total} units; written by `runs/paper/publish.py`). The
 command, on a 2-vCPU Intel Xeon machine without GPU (gradellm {versions['gradellm']}, torch
 {versions['torch']}, transformers {versions['transformers']}, Python {versions['python']}), resumed
-across sessions; **{hours:.1f} hours of wall time** in all (`runs/paper/timeline.log`):
+across sessions as two one-thread processes (torchrun's two shards, then finer `--shard i/n` classes
+kept busy by `runs/paper/pool.py`); **{hours:.1f} hours of wall time** in all (`runs/paper/timeline.log`):
 
 ```bash
 {COMMAND}

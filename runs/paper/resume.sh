@@ -6,9 +6,11 @@
 #
 # Output goes to $LOG (default .cache/paper-run.log); one resume.sh at a time (a lock).
 # NPROC processes of one thread each (default 2: on 2 cores, 1.35x the units per hour of one
-# process with 2 threads). Once one of the two shards is finished (the long IMDb reviews all fell to
-# shard 0), the other runs alone as `--shard i/2` with 2 threads rather than on one core beside an
-# idle one: the same shard, the same files, so the records are the same (NPROC 2 only). The run's
+# process with 2 threads), started and kept busy by pool.py: each runs the sweep as `--shard i/n`
+# over a class of records, and when one runs dry another's class is split, so both cores work to
+# the end (torchrun's two fixed halves were uneven: the long IMDb reviews all fell to shard 0). The
+# last record left runs with 2 threads. The sweep skips units committed in any shard's done log, so
+# the records are those of one uninterrupted run whatever the split. The run's
 # manifest.json refuses to resume on other library or Python versions, so the environment is
 # rebuilt from requirements.txt in $VENV (default .venv-paper) with $PYTHON (default python3),
 # which must be the manifest's Python. requirements.txt pins the CPU build torch==2.13.0+cpu, which
@@ -52,9 +54,9 @@ if [ ! -e "$VENV" ]; then
         && echo "$CODE_COMMIT" > "$VENV/.complete" \
         || { echo "resume.sh: cannot build $VENV from $RUN/requirements.txt"; exit 1; }
 fi
-out=$(realpath "$RUN") torchrun=$(realpath "$VENV/bin/torchrun") python="$(realpath "$VENV")/bin/python"  # not realpath of the file: a symlink out of the venv
+out=$(realpath "$RUN") python="$(realpath "$VENV")/bin/python"  # not realpath of the file: a symlink out of the venv
 export OMP_NUM_THREADS=1
-# De-quantise both GGUF files once, in one process, before torchrun starts two: the pinned code's
+# De-quantise both GGUF files once, in one process, before pool.py starts two: the pinned code's
 # cache has no lock (main's has), so two processes converting the same file at once can trip over
 # each other. A no-op when the cache already holds them.
 (cd "$CODE" && "$python" -c 'import sys; from pathlib import Path
@@ -62,42 +64,15 @@ from gradellm_cli.models import convert_gguf, resolve_model
 for alias in sys.argv[1:]:
     print("resume.sh: model cache ready:", convert_gguf(Path(resolve_model(alias).location)))' smollm2 gemma3) \
     || echo "resume.sh: could not prepare the model cache; the sweep will convert the models itself"
-# The shards of 2 with units still to do ("0 1", "0", "1" or ""): the plan in manifest.json gives each
-# group (a record, all methods) to shard g % 2, in the sweep's order; the done logs say what is done.
-shards_left() {
-    "$PYTHON" - "$RUN" <<'PY'
-import json, sys
-from pathlib import Path
-run = Path(sys.argv[1])
-plan = json.loads((run / "manifest.json").read_text())["plan"]
-groups = [(model, name, rid) for model in plan["models"] for name, info in plan["datasets"].items() for rid in info["ids"]]
-left = []
-for shard in (0, 1):
-    log = run / f"done.shard-{shard}-of-2.jsonl"
-    done = {tuple(json.loads(line)["unit"]) for line in log.open() if line.endswith("\n")} if log.exists() else set()
-    mine = {(name, model, method, rid) for g, (model, name, rid) in enumerate(groups) if g % 2 == shard for method in plan["methods"]}
-    if mine - done:
-        left.append(str(shard))
-print(" ".join(left))
-PY
-}
-for attempt in 1 2 3; do  # a crash of one process ends the whole torchrun job; the rerun resumes
-    left=$(shards_left) || left="0 1"
+for attempt in 1 2 3; do  # pool.py ends after three crashed sweeps; the rerun resumes
     # timeline.log: the wall time of a run spread over sessions (see snapshot.sh)
     echo "start $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
     # run from $CODE: `-m gradellm_cli` imports the package of the current directory first
-    if [ "${NPROC:-2}" = 2 ] && [ -n "$left" ] && [ "${left// /}" = "$left" ]; then
-        echo "resume.sh: only shard $left/2 has units left: it runs alone with 2 threads"
-        (cd "$CODE" && OMP_NUM_THREADS=2 "$python" -m gradellm_cli sweep --models smollm2,gemma3 \
-            --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \
-            --balanced --boolq-context evidence --output-dir "$out" --shard "$left/2")
-    else
-        (cd "$CODE" && "$torchrun" --nproc_per_node "${NPROC:-2}" -m gradellm_cli sweep --models smollm2,gemma3 \
-            --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \
-            --balanced --boolq-context evidence --output-dir "$out")
-    fi
+    "$PYTHON" "$RUN/pool.py" "$out" --code "$CODE" --python "$python" --workers "${NPROC:-2}" -- \
+        --models smollm2,gemma3 --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all \
+        --limit 20 --limit-generation 10 --balanced --boolq-context evidence
     rc=$?
-    if [ $rc -eq 0 ] && { [ "${NPROC:-2}" != 2 ] || [ -z "$(shards_left)" ]; }; then
+    if [ $rc -eq 0 ]; then
         echo "finish $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
         echo "resume.sh: finished $(date -u +%FT%TZ)"
         exit 0
