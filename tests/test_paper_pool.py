@@ -96,8 +96,10 @@ def done_lines(run: Path) -> list[dict]:
 
 def test_every_unit_once_by_its_class_while_an_uneven_run_is_split(tmp_path):
     # Shard 0's groups (even) cost 10x shard 1's: shard 1 runs dry early and shard 0's class is split.
-    records = 6
-    cost = [0.06 if g % 2 == 0 else 0.006 for g in range(4 * records)]
+    # A unit takes far longer than the pool's look at the done logs (0.01 s), as in the real run
+    # (seconds against 1 s), so a stopped process never commits a unit of its next record.
+    records = 5
+    cost = [0.2 if g % 2 == 0 else 0.02 for g in range(4 * records)]
     run, units = make_run(tmp_path, records, cost, {0: 3, 1: 3, 2: 1})
     result = run_pool(tmp_path, run)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -115,7 +117,7 @@ def test_every_unit_once_by_its_class_while_an_uneven_run_is_split(tmp_path):
 def test_the_last_group_restarts_with_two_threads_after_a_commit(tmp_path):
     # Two groups left, one per shard; the heavy one is alone at the end.
     cost = [0.005] * 8
-    cost[6] = 0.3
+    cost[6] = 0.5
     run, units = make_run(tmp_path, 2, cost, {g: 3 for g in range(8) if g not in (5, 6)})
     result = run_pool(tmp_path, run)
     assert result.returncode == 0, result.stdout + result.stderr
