@@ -9,8 +9,11 @@ relies on it: it reads the done logs once at start, works through its class's gr
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +26,8 @@ from pathlib import Path
 args = sys.argv[1:]
 out = Path(args[args.index("--output-dir") + 1])
 i, n = map(int, args[args.index("--shard") + 1].split("/"))
+with open(out / "pids.log", "a") as handle:
+    handle.write(f"{os.getpid()}\\n")
 plan = json.loads((out / "manifest.json").read_text())["plan"]
 groups = [(m, d, r) for m in plan["models"] for d, info in plan["datasets"].items() for r in info["ids"]]
 cost = json.loads((out / "cost.json").read_text())
@@ -34,7 +39,7 @@ for g, (model, name, rid) in enumerate(groups):
         unit = [name, model, method, rid]
         if tuple(unit) in done:
             continue
-        time.sleep(cost[g])
+        time.sleep(cost[g])  # cost 0: a unit that fails at once (the sweep commits its error record)
         line = {"unit": unit, "group": g, "shard": [i, n], "threads": os.environ["OMP_NUM_THREADS"]}
         with open(out / f"heatmaps.shard-{i}-of-{n}.jsonl", "a") as handle:
             handle.write(json.dumps({"id": rid, "method": method}) + "\\n")
@@ -144,4 +149,48 @@ def test_a_crashing_sweep_ends_the_pool_after_three_failures(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert 3 <= result.stdout.count("stopped with work left") <= 4  # both workers' crashes can land in one look
+    assert "three failures: ending" in result.stdout
     assert not list(run.glob("done*.jsonl"))
+
+
+def test_a_stopped_process_cannot_commit_into_a_class_already_started(tmp_path):
+    # The split victim (0/2) is on group 0; its next group, 2, fails at once (cost 0: error records in
+    # milliseconds), so it commits group 2 before it can be stopped: group 2 must not have been given
+    # to the idle worker.
+    cost = [0.3 if g % 2 == 0 else 0.01 for g in range(20)]
+    cost[2] = 0.0
+    run, units = make_run(tmp_path, 5, cost, {})
+    result = run_pool(tmp_path, run)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "splitting --shard 0/2" in result.stdout
+    assert Counter(tuple(line["unit"]) for line in done_lines(run)) == Counter(units)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie is dead too
+        return handle.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_no_sweep_outlives_a_killed_pool(tmp_path):
+    # resume.sh starts a new pool after one ends: an orphaned sweep beside it would run the same records.
+    run, _ = make_run(tmp_path, 2, [5.0] * 8, {})
+    code = make_code(tmp_path)
+    command = [sys.executable, str(POOL), str(run), "--code", str(code), "--python", sys.executable, "--poll", "0.01"]
+    pool = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    pids = run / "pids.log"
+    for _ in range(500):
+        if pids.exists() and len(pids.read_text().split()) == 2:
+            break
+        time.sleep(0.01)
+    pool.send_signal(signal.SIGKILL)
+    pool.wait()
+    sweeps = [int(pid) for pid in pids.read_text().split()]
+    for _ in range(500):
+        if not any(alive(pid) for pid in sweeps):
+            break
+        time.sleep(0.01)
+    assert not any(alive(pid) for pid in sweeps)

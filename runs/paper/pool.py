@@ -8,11 +8,13 @@ g % 2), and the halves are not equal (the long IMDb reviews all fell to shard 0)
 sit idle for hours at the end. Every process here is the same `gradellm sweep SWEEP OPTIONS
 --shard i/n` over a *class* of groups (g % n == i), and the classes in flight are always disjoint.
 When a worker runs out of classes, the class of a running process is split into finer classes
-(mod 2n, 4n, ... until one of them leaves out the group that process is working on): the idle
-worker starts on those at once, and the running process is stopped as soon as it has committed its
-current group (before its next group can commit a unit), its remaining share queued as its own
-finer class. When one group is left and one worker idles, the last process is restarted after its
-next commit with 2 threads. Nothing is computed twice.
+(mod 2n, 4n, ... until one of them leaves out both the group that process is working on and the
+one it would take next): the idle worker starts on those at once, and the running process is
+stopped as soon as it has committed its current group, the classes of its two groups queued.
+When one group is left and one worker idles, the last process is restarted after its next commit
+with 2 threads. Nothing is computed twice, and no unit is committed twice: a stopped process has
+only its current group's units left to commit, plus, should its next group fail at once (error
+records take milliseconds), that group's; it is the group after those two that is out of reach.
 
 Why the records stay exactly those of one uninterrupted run: the sweep skips every unit committed
 in *any* done log of the folder, and readers merge every shard's files (done units only, each
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,10 +41,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 Cls = tuple[int, int]  # (i, n): the groups g with g % n == i
+SHARD_FILE = re.compile(r"(?:heatmaps|metrics|done)\.shard-(\d+)-of-(\d+)\.jsonl")
 CLEANUP = """import sys; from pathlib import Path
 from gradellm_cli.sweep.sharding import Shard
 from gradellm_cli.sweep.store import ShardStore
 ShardStore(Path(sys.argv[1]), Shard(int(sys.argv[2]), int(sys.argv[3]))).resume()"""
+
+
+def die_with_parent() -> None:
+    """In a sweep, before it starts: SIGKILL it when pool.py dies, however pool.py dies (even SIGKILL).
+
+    Otherwise resume.sh's next attempt would start a new pool beside an orphaned sweep still running
+    the same records, and two processes could commit one unit (Linux's PR_SET_PDEATHSIG).
+    """
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 def log(message: str) -> None:
@@ -74,19 +89,20 @@ class Plan:
         return [g for g in range(i, len(self.groups), n) if not self.group_done(g, done)]
 
 
-def refine(pending: list[int], n: int, apart: int | None) -> list[Cls]:
+def refine(pending: list[int], n: int, apart: tuple[int, ...] = ()) -> list[Cls]:
     """Finer classes (mod 2n, 4n, ...) holding ``pending`` (groups of one class mod n), non-empty ones only.
 
-    ``apart`` given (the group a running process keeps working on): refine until some class holds
-    pending groups without holding ``apart``; otherwise until two classes are non-empty. Returns []
+    ``apart`` given (groups a running process may still reach): refine until some class holds
+    pending groups and none of ``apart``; otherwise until two classes are non-empty. Returns []
     when ``pending`` cannot be split that way. Ends: past the largest group every group is alone.
     """
-    if not [g for g in pending if g != apart] or (apart is None and len(pending) < 2):
+    if not [g for g in pending if g not in apart] or (not apart and len(pending) < 2):
         return []
     m = 2 * n
     while True:
         filled = sorted({g % m for g in pending})
-        if (apart is None and len(filled) >= 2) or (apart is not None and any(r != apart % m for r in filled)):
+        kept = {g % m for g in apart}
+        if (not apart and len(filled) >= 2) or (apart and any(r not in kept for r in filled)):
             return [(r, m) for r in filled]
         m *= 2
 
@@ -118,7 +134,7 @@ class Pool:
         command += ["--shard", f"{i}/{n}"] if n > 1 else []
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         env.pop("RANK", None), env.pop("WORLD_SIZE", None)
-        proc = subprocess.Popen(command, cwd=self.args.code, env=env, start_new_session=True)
+        proc = subprocess.Popen(command, cwd=self.args.code, env=env, start_new_session=True, preexec_fn=die_with_parent)
         self.jobs.append(Job(cls, threads, proc))
         left = len(self.plan.pending(cls, self.plan.committed()))
         log(f"started --shard {i}/{n} with {threads} thread(s) (pid {proc.pid}; {left} group(s) of it left)")
@@ -148,7 +164,7 @@ class Pool:
         classes = [c for c in ((0, 2), (1, 2)) if self.plan.pending(c, done)]
         while 0 < len(classes) < self.args.workers:
             classes.sort(key=lambda c: -len(self.plan.pending(c, done)))
-            finer = refine(self.plan.pending(classes[0], done), classes[0][1], None)
+            finer = refine(self.plan.pending(classes[0], done), classes[0][1])
             if not finer:
                 break
             classes[:1] = finer
@@ -184,19 +200,24 @@ class Pool:
             return
         for job in sorted(self.jobs, key=lambda j: -len(self.plan.pending(j.cls, done))):
             left = self.plan.pending(job.cls, done)
-            if not left:
-                continue
-            current = left[0]  # the sweep works through its class in plan order
-            finer = refine(left, job.cls[1], current)
+            # The sweep works through its class in plan order: it is on left[0] and goes on to left[1]
+            # until it is stopped. Its done list is read at its start, so a unit of left[1] that fails
+            # at once (an error record, committed in milliseconds) could be committed before the stop:
+            # so left[1] waits too, with left[0], for the process to be gone.
+            apart = tuple(left[:2])
+            finer = refine(left, job.cls[1], apart)
             if finer:
-                mine = (current % finer[0][1], finer[0][1])
-                now = [c for c in finer if c != mine]
-                job.stop_after, job.then = current, [c for c in finer if c == mine]
+                m = finer[0][1]
+                now = [c for c in finer if c[0] not in {g % m for g in apart}]
+                later = [c for c in finer if c not in now]
+                job.stop_after, job.then = left[0], later
                 self.queue.extend((c, 1) for c in now)
                 log(
                     f"splitting --shard {job.cls[0]}/{job.cls[1]}: "
                     + ", ".join(f"{i}/{n}" for i, n in now)
-                    + f" start now; it stops once group {current} is committed, then {mine[0]}/{mine[1]} goes on"
+                    + f" start now; it stops once group {left[0]} is committed, then "
+                    + ", ".join(f"{i}/{n}" for i, n in later)
+                    + " go on"
                 )
                 return
         if len(self.jobs) == 1 and self.jobs[0].threads == 1 and self.args.workers >= 2:
@@ -205,21 +226,34 @@ class Pool:
             log(f"--shard {job.cls[0]}/{job.cls[1]} has one group left: it restarts with 2 threads after its next commit")
 
     def loop(self) -> int:
+        """Schedule until every unit is committed; whatever ends it (an error too), no sweep outlives it."""
+        try:
+            return self._loop()
+        finally:
+            for job in self.jobs:
+                if job.proc.poll() is None:
+                    self.kill(job, "pool.py is ending")
+                    job.proc.wait()
+
+    def _loop(self) -> int:
         # classes a previous session's processes wrote: cut what they left half-written
-        written = {path.name.split(".shard-")[1].removesuffix(".jsonl") for path in self.run.glob("*.shard-*-of-*.jsonl")}
-        for i, n in sorted(tuple(map(int, name.split("-of-"))) for name in written):
+        names = (SHARD_FILE.fullmatch(path.name) for path in self.run.iterdir())
+        for i, n in sorted({(int(m[1]), int(m[2])) for m in names if m}):
             self.cleanup((i, n))
         classes = self.initial_classes(self.plan.committed())
         threads = 2 if len(classes) == 1 and self.args.workers >= 2 else 1
         self.queue.extend((c, threads) for c in classes)
         while True:
             self.reap(self.plan.committed())
-            if self.failures >= 3:
-                for job in self.jobs:
-                    self.kill(job, "three failures")
-                return 1
             done = self.plan.committed()
             self.steer(done)
+            if self.failures >= 3:  # the sweeps still running finish (or are stopped as planned); nothing new starts
+                self.queue.clear()
+                if not self.jobs:
+                    log("three failures: ending")
+                    return 1
+                time.sleep(self.args.poll)
+                continue
             while self.queue and len(self.jobs) < self.args.workers:
                 cls, threads = self.queue.popleft()
                 if self.plan.pending(cls, done):
@@ -246,9 +280,7 @@ def main() -> int:
     args.sweep = argv[cut + 1 :]  # the sweep's options, without --output-dir or --shard
     pool = Pool(args)
 
-    def stop(signum, frame):  # resume.sh killed: take the sweeps down too, they are in their own sessions
-        for job in pool.jobs:
-            os.killpg(job.proc.pid, signal.SIGKILL)
+    def stop(signum, frame):  # resume.sh killed: loop()'s finally takes the sweeps down too
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)
