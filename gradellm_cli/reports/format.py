@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -130,13 +129,13 @@ def _csv_row(table: Table, method: str, column: Column, test: PairedTest | None)
     }
     if test is not None:
         row |= {"diff_grad_ellm_minus_method": _csv_number(test.difference), "pairs": test.pairs, "test_note": test.note,
-                "p_value": _csv_number(test.p_value if test.p_value is not None else math.nan),
-                "p_holm": _csv_number(test.p_holm if test.p_holm is not None else math.nan)}
+                "p_value": _csv_number(test.p_value), "p_holm": _csv_number(test.p_holm)}
     return row
 
 
-def _csv_number(value: float) -> str:
-    return "" if value != value else repr(round(float(value), 6))
+def _csv_number(value: float | None) -> str:
+    """Six decimals; an empty cell for a value that is undefined (NaN) or was never computed (None)."""
+    return "" if value is None or value != value else repr(round(float(value), 6))
 
 
 # --- rich ----------------------------------------------------------------------------------------------
