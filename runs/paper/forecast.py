@@ -23,6 +23,7 @@ from transformers import AutoTokenizer
 from gradellm_cli.models import convert_gguf, resolve_model
 from gradellm_cli.prompts import build_prompt, get_task
 from gradellm_cli.sweep.plan import SweepOptions, build_plan
+from gradellm_cli.sweep.store import done_units, read_run_heatmaps, read_run_metrics, unit_of
 
 RUN = Path(__file__).resolve().parent
 EXAMPLE = RUN.parents[1] / "examples" / "sst2-20" / "metrics-sst2.jsonl"
@@ -44,23 +45,16 @@ def prompt_tokens() -> dict[tuple[str, str, str], int]:
     }
 
 
-def committed() -> set[Unit]:
-    done = set()
-    for path in RUN.glob("done*.jsonl"):
-        done.update(tuple(json.loads(line)["unit"]) for line in path.open() if line.endswith("\n"))
-    return done
+def unit_seconds() -> tuple[set[Unit], dict[Unit, float]]:
+    """The committed units, and each one's seconds: explain (its heatmaps) plus evaluate (its metric records).
 
-
-def unit_seconds(done: set[Unit]) -> dict[Unit, float]:
+    The sweep's own readers: every shard's files, done units only, each record once.
+    """
     seconds: dict[Unit, float] = defaultdict(float)
-    for path in [*RUN.glob("heatmaps*.jsonl"), *RUN.glob("metrics*.jsonl")]:
-        for line in path.open():
-            if line.endswith("\n"):
-                r = json.loads(line)
-                unit = (r["dataset"], r["model"], r["method"], r["id"])
-                if unit in done and r.get("step") != -1:  # a generation's sequence record: the sum of its steps
-                    seconds[unit] += r.get("seconds") or 0.0
-    return seconds
+    for record in [*read_run_heatmaps(RUN), *read_run_metrics(RUN)]:
+        if record.get("step") != -1:  # a generation's sequence record holds the sum of its steps' seconds
+            seconds[unit_of(record)] += record.get("seconds") or 0.0
+    return done_units(RUN), seconds
 
 
 def power_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -74,8 +68,7 @@ def power_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
 def main() -> None:
     tokens = prompt_tokens()
     methods = json.loads((RUN / "manifest.json").read_text())["plan"]["methods"]
-    done = committed()
-    seconds = unit_seconds(done)
+    done, seconds = unit_seconds()
     fits = {}
     for method in methods:
         points = [

@@ -128,15 +128,14 @@ class Pool:
         self.failures = 0
 
     # ---- processes
-    def start(self, cls: Cls, threads: int) -> None:
+    def start(self, cls: Cls, threads: int, done: set) -> None:
         i, n = cls
-        command = [self.args.python, "-m", "gradellm_cli", "sweep", *self.args.sweep, "--output-dir", str(self.run)]
-        command += ["--shard", f"{i}/{n}"] if n > 1 else []
+        command = [self.args.python, "-m", "gradellm_cli", "sweep", *self.args.sweep, "--output-dir", str(self.run), "--shard", f"{i}/{n}"]
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         env.pop("RANK", None), env.pop("WORLD_SIZE", None)
         proc = subprocess.Popen(command, cwd=self.args.code, env=env, start_new_session=True, preexec_fn=die_with_parent)
         self.jobs.append(Job(cls, threads, proc))
-        left = len(self.plan.pending(cls, self.plan.committed()))
+        left = len(self.plan.pending(cls, done))
         log(f"started --shard {i}/{n} with {threads} thread(s) (pid {proc.pid}; {left} group(s) of it left)")
 
     def cleanup(self, cls: Cls) -> None:
@@ -147,7 +146,7 @@ class Pool:
 
     def done_lines(self, cls: Cls) -> int:
         i, n = cls
-        path = self.run / ("done.jsonl" if n == 1 else f"done.shard-{i}-of-{n}.jsonl")
+        path = self.run / f"done.shard-{i}-of-{n}.jsonl"  # n >= 2: classes start from the halves mod 2
         return path.read_bytes().count(b"\n") if path.exists() else 0
 
     def kill(self, job: Job, why: str) -> None:
@@ -170,9 +169,14 @@ class Pool:
             classes[:1] = finer
         return sorted(classes, key=lambda c: -len(self.plan.pending(c, done)))
 
-    def reap(self, done: set) -> None:
-        """Jobs that ended: queue what each leaves behind (a crash counts as a failure)."""
-        for job in [j for j in self.jobs if j.proc.poll() is not None]:
+    def reap(self) -> None:
+        """Jobs that ended: queue what each leaves behind (a crash counts as a failure).
+
+        The done logs are read after the exits are seen, so a job's last commit counts before its exit does.
+        """
+        ended = [j for j in self.jobs if j.proc.poll() is not None]
+        done = self.plan.committed() if ended else set()
+        for job in ended:
             self.jobs.remove(job)
             self.cleanup(job.cls)
             left = self.plan.pending(job.cls, done)
@@ -244,7 +248,7 @@ class Pool:
         threads = 2 if len(classes) == 1 and self.args.workers >= 2 else 1
         self.queue.extend((c, threads) for c in classes)
         while True:
-            self.reap(self.plan.committed())
+            self.reap()
             done = self.plan.committed()
             self.steer(done)
             if self.failures >= 3:  # the sweeps still running finish (or are stopped as planned); nothing new starts
@@ -257,7 +261,7 @@ class Pool:
             while self.queue and len(self.jobs) < self.args.workers:
                 cls, threads = self.queue.popleft()
                 if self.plan.pending(cls, done):
-                    self.start(cls, threads)
+                    self.start(cls, threads, done)
             if not self.jobs and not self.queue:
                 left = self.plan.pending((0, 1), self.plan.committed())
                 log("every unit is committed" if not left else f"{len(left)} group(s) left and nothing runs them")
