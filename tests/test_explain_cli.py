@@ -127,8 +127,8 @@ def _sigint_as_on_a_terminal() -> None:
 def test_ctrl_c_is_one_line_exit_130_and_a_rerun_completes_without_duplicates(tmp_path):
     """SIGINT mid-run (as Ctrl-C sends it): whole records kept, one line, exit 130; the rerun resumes."""
     out = tmp_path / "h.jsonl"
-    # 12 records: SIGINT lands within 0.05 s of the second, so 2 or 3 are kept and the rerun is short.
-    args = ["explain", "--dataset", "sst2", "--limit", "12", "--output", str(out), "--no-show"]
+    records = 12  # SIGINT lands within 0.05 s of the second record, so 2 or 3 are kept and the rerun is short
+    args = ["explain", "--dataset", "sst2", "--limit", str(records), "--output", str(out), "--no-show"]
     process = subprocess.Popen([sys.executable, "-m", "gradellm_cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                preexec_fn=_sigint_as_on_a_terminal)
     deadline = time.monotonic() + 300
@@ -139,11 +139,11 @@ def test_ctrl_c_is_one_line_exit_130_and_a_rerun_completes_without_duplicates(tm
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1].startswith("gradellm: interrupted") and "Traceback" not in err
     kept = [r["id"] for r in read_records(out)]  # every line parses: nothing half-written
-    assert 2 <= len(kept) < 12
+    assert 2 <= len(kept) < records
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr.decode()
     ids = [r["id"] for r in read_records(out)]
-    assert len(ids) == len(set(ids)) == 12 and ids[: len(kept)] == kept
+    assert len(ids) == len(set(ids)) == records and ids[: len(kept)] == kept
 
 
 def test_a_ctrl_c_that_a_library_turns_into_another_error_still_exits_130():

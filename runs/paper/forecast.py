@@ -45,8 +45,8 @@ def prompt_tokens() -> dict[tuple[str, str, str], int]:
     }
 
 
-def unit_seconds() -> tuple[set[Unit], dict[Unit, float]]:
-    """The committed units, and each one's seconds: explain (its heatmaps) plus evaluate (its metric records).
+def unit_seconds() -> dict[Unit, float]:
+    """Each committed unit's seconds: explain (its heatmaps) plus evaluate (its metric records).
 
     The sweep's own readers: every shard's files, done units only, each record once.
     """
@@ -54,7 +54,7 @@ def unit_seconds() -> tuple[set[Unit], dict[Unit, float]]:
     for record in [*read_run_heatmaps(RUN), *read_run_metrics(RUN)]:
         if record.get("step") != -1:  # a generation's sequence record holds the sum of its steps' seconds
             seconds[unit_of(record)] += record.get("seconds") or 0.0
-    return done_units(RUN), seconds
+    return seconds
 
 
 def power_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
@@ -68,7 +68,7 @@ def power_fit(points: list[tuple[float, float]]) -> tuple[float, float]:
 def main() -> None:
     tokens = prompt_tokens()
     methods = json.loads((RUN / "manifest.json").read_text())["plan"]["methods"]
-    done, seconds = unit_seconds()
+    done, seconds = done_units(RUN), unit_seconds()
     fits = {}
     for method in methods:
         points = [
