@@ -1,8 +1,11 @@
 """When the paper run is done: its report into ``runs/paper/report/``, its tables into the README, and
-a subset of its records into ``examples/paper-run/`` (issue 5, Done-when 1).
+a subset of its records into ``examples/paper-run/`` (issue 5, Done-when 1), and its SST-2 part into
+``examples/sst2-20/`` with the pi-curve plots ``examples/pi_curves_*.png``.
 
     .venv/bin/python runs/paper/publish.py        # refuses while units are missing
-    .venv/bin/python runs/paper/publish.py --partial --readme /tmp/README.md --examples /tmp/paper-run  # a dry run
+    # a dry run, writing nothing in the repository:
+    .venv/bin/python runs/paper/publish.py --partial --readme /tmp/d/README.md --examples /tmp/d/ex \\
+        --report /tmp/d/report --sst2-example /tmp/d/sst2-20 --plots /tmp/d
 
 The README part lies between the markers ``<!-- paper-run:begin -->`` and ``<!-- paper-run:end -->``
 and is rewritten whole each time, so running this twice gives the same README. The wall time is read
@@ -65,9 +68,10 @@ def readme_part(report: Path, done: int, total: int, hours: float, versions: dic
     plots = "\n".join(f"![pi curves, {model}](runs/paper/report/pi_curves_{model}.png)" for model in models)
     return f"""{BEGIN}
 **The paper-scale run: results** ({done} of {total} units; written by `runs/paper/publish.py`). The
-command, on a 2-vCPU Intel Xeon machine without GPU (gradellm {versions['gradellm']}, torch
-{versions['torch']}, transformers {versions['transformers']}, Python {versions['python']}), resumed
-across sessions as two one-thread processes (torchrun's two shards, then finer `--shard i/n` classes
+command, on 2-vCPU x86_64 machines without GPU (gradellm {versions['gradellm']}, torch
+{versions['torch']}, transformers {versions['transformers']}, Python {versions['python']}; the CPU
+model varied between sessions, see "Machines" in [`runs/paper/README.md`](runs/paper/README.md)),
+resumed across sessions as two one-thread processes (torchrun's two shards, then finer `--shard i/n` classes
 kept busy by `runs/paper/pool.py`); **{hours:.1f} hours of wall time** in all (`runs/paper/timeline.log`):
 
 ```bash
@@ -101,12 +105,33 @@ def write_subset(target: Path, manifest: dict) -> None:
     shutil.copy(RUN / "manifest.json", target / "manifest.json")
 
 
+def write_sst2_example(target: Path, plots: Path, manifest: dict) -> None:
+    """Every SST-2 metric record of the run in plan order (model, record, method), their tables and
+    one pi-curve plot per model: the files ``examples/README.md`` names, now all from the run
+    (before, the Gemma-3 half was computed ahead of the run, in another session, on another CPU)."""
+    plan = manifest["plan"]
+    names = (plan["models"], plan["datasets"]["sst2"]["ids"], plan["methods"])
+    rank = [{name: i for i, name in enumerate(ordered)} for ordered in names]
+    records = [record for record in read_run_metrics(RUN) if record["dataset"] == "sst2"]
+    records.sort(key=lambda r: (rank[0][r["model"]], rank[1][r["id"]], rank[2][r["method"]], r.get("step", 0)))
+    target.mkdir(parents=True, exist_ok=True)
+    source = target / "metrics-sst2.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    write_reports(source, target)
+    collection = collect(source)
+    for model in collection.models:  # as `gradellm render FILE --model MODEL --plot FILE` draws it
+        rows = [row for row in collection.rows if row["model"] == model]
+        plot_pi_curves(dataclasses.replace(collection, rows=rows), plots / f"pi_curves_{model}.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--partial", action="store_true", help="publish although units are missing (for a dry run)")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     parser.add_argument("--examples", type=Path, default=REPO / "examples" / "paper-run")
     parser.add_argument("--report", type=Path, default=RUN / "report")
+    parser.add_argument("--sst2-example", type=Path, default=REPO / "examples" / "sst2-20", help="the SST-2 part and its tables")
+    parser.add_argument("--plots", type=Path, default=REPO / "examples", help="folder of the SST-2 pi_curves_MODEL.png")
     args = parser.parse_args()
     manifest = json.loads((RUN / "manifest.json").read_text())
     done, total = len(done_units(RUN)), plan_units(manifest)
@@ -126,7 +151,9 @@ def main() -> int:
     part = readme_part(args.report, done, total, wall_hours(RUN / "timeline.log"), manifest["versions"], collection.models)
     args.readme.write_text(head + part + rest.split(END, 1)[1])
     write_subset(args.examples, manifest)
-    print(f"publish.py: {done} of {total} units; report in {args.report}, README {args.readme}, subset in {args.examples}")
+    write_sst2_example(args.sst2_example, args.plots, manifest)
+    print(f"publish.py: {done} of {total} units; report in {args.report}, README {args.readme}, subset in {args.examples}, "
+          f"SST-2 part in {args.sst2_example}")
     return 0
 
 
