@@ -66,9 +66,10 @@ for alias in sys.argv[1:]:
     || echo "resume.sh: could not prepare the model cache; the sweep will convert the models itself"
 for attempt in 1 2 3; do  # pool.py ends after three crashed sweeps; the rerun resumes
     # timeline.log: the wall time of a run spread over sessions (see snapshot.sh), and the CPU each
-    # session's units ran on (float32 kernels differ between CPU models; see README.md)
+    # session's units ran on (float32 kernels differ between CPU models; see README.md); nproc is asked
+    # without the OMP_NUM_THREADS=1 above, which it would report instead of the cores
     cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1 | tr -s ' ' '_')
-    echo "start $(date -u +%FT%TZ) $(date +%s) cpu=${cpu:-unknown} nproc=$(nproc)" >> "$RUN/timeline.log"
+    echo "start $(date -u +%FT%TZ) $(date +%s) cpu=${cpu:-unknown} nproc=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" >> "$RUN/timeline.log"
     # run from $CODE: `-m gradellm_cli` imports the package of the current directory first
     "$PYTHON" "$RUN/pool.py" "$out" --code "$CODE" --python "$python" --workers "${NPROC:-2}" -- \
         --models smollm2,gemma3 --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all \

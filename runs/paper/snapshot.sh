@@ -39,7 +39,9 @@ if git diff --cached --quiet; then
 fi
 # timeline.log: resume.sh writes "start" before and "stop" or "finish" after each sweep, this script
 # "snapshot". Units done after a session's last snapshot are lost with its disk and run again, so the
-# run's wall time is the sum, over segments, of the time from a start to the last line after it
+# time after it does not count; where the disk outlived the session, a hand-written line
+# "recovered <iso> <mtime of the last record> <units>" counts them up to that record, and they are kept.
+# The run's wall time is the sum, over segments, of the time from a start to the last line after it
 # (nothing after a finish counts).
 echo "snapshot $(date -u +%FT%TZ) $(date +%s) $units" >> "$RUN/timeline.log"
 hours=$(awk '$1 == "start" {if (last) total += last - begin; begin = $3; last = 0; over = 0; next}
