@@ -179,7 +179,7 @@ def _file_path(dataset: str) -> Path:
     if path.suffix.lower() not in FILE_BUILDERS:
         if path.exists():
             raise BadInput(f"{dataset}: use a .jsonl, .json, .csv or .parquet file")
-        raise NotFound(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTINS)}, or a .jsonl, .csv or .parquet file")
+        raise NotFound(f"unknown dataset {dataset!r}: use one of {', '.join(BUILTINS)}, or a .jsonl, .json, .csv or .parquet file")
     if not path.is_file():
         raise NotFound(f"data file {dataset} does not exist")
     return path

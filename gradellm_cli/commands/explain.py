@@ -63,7 +63,7 @@ def explain(
     text: str | None = typer.Argument(None, help="Text to explain. Omit it and use --input for a JSONL file."),
     input: str | None = typer.Option(None, "--input", "-i", help="JSONL file of records ('-' for stdin)."),
     dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Built-in data set (imdb, sst2, boolq, tellmewhy, wikibio) or a .jsonl/.csv/.parquet file."
+        None, "--dataset", "-d", help="Built-in data set (imdb, sst2, boolq, tellmewhy, wikibio) or a .jsonl/.json/.csv/.parquet file."
     ),
     data_dir: DataDir = None,
     limit: int | None = typer.Option(None, help="Records to take from --dataset."),
