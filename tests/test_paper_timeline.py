@@ -1,6 +1,6 @@
-"""The paper run's wall time: runs/paper/publish.py (the README's figure) and runs/paper/snapshot.sh
-(each snapshot commit's message) read timeline.log by one rule, written twice (Python and awk, since
-snapshot.sh must run without the venv). These tests hold both to the rule on a constructed timeline.
+"""The paper run's wall time: runs/paper/wall_time.py reads timeline.log for both
+runs/paper/publish.py (the README's figure) and runs/paper/snapshot.sh (each snapshot commit's
+message). These tests hold it to the rule on a constructed timeline, and both callers to it.
 
 The rule: a segment runs from a ``start`` line to the last line before the next ``start`` (units
 done after it were lost with the session's disk, or, on a ``recovered`` line, kept and counted up
@@ -9,10 +9,8 @@ to their last record); nothing after a ``finish`` counts; extra fields after the
 
 from __future__ import annotations
 
-import importlib.util
-import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,18 +40,29 @@ def write_timeline(path: Path) -> Path:
     return path
 
 
-def test_publish_counts_the_segments_of_the_rule(tmp_path):
-    spec = importlib.util.spec_from_file_location("paper_publish", PAPER / "publish.py")
-    publish = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(publish)
-    assert publish.wall_hours(write_timeline(tmp_path / "timeline.log")) == pytest.approx(EXPECTED_SECONDS / 3600)
+@pytest.fixture
+def paper_scripts(monkeypatch):
+    """runs/paper on sys.path, as for its scripts run from there (publish.py imports wall_time)."""
+    monkeypatch.syspath_prepend(str(PAPER))
+    yield
+    for name in ("wall_time", "publish"):
+        sys.modules.pop(name, None)
 
 
-@pytest.mark.skipif(shutil.which("awk") is None, reason="snapshot.sh's rule is an awk program")
-def test_snapshot_awk_counts_the_same(tmp_path):
-    program = re.search(r"hours=\$\(awk '(.*?)' \"\$RUN/timeline.log\"\)", (PAPER / "snapshot.sh").read_text(), re.DOTALL)
-    assert program, "snapshot.sh no longer computes hours=$(awk '...' \"$RUN/timeline.log\")"
-    hours = subprocess.run(
-        ["awk", program.group(1), str(write_timeline(tmp_path / "timeline.log"))], capture_output=True, text=True, check=True
+def test_the_segments_of_the_rule(tmp_path, paper_scripts):
+    from wall_time import wall_hours
+
+    assert wall_hours(write_timeline(tmp_path / "timeline.log")) == pytest.approx(EXPECTED_SECONDS / 3600)
+
+
+def test_snapshot_and_publish_use_it(tmp_path, paper_scripts):
+    import publish
+    import wall_time
+
+    assert publish.wall_hours is wall_time.wall_hours
+    assert 'hours=$(python3 "$HERE/wall_time.py" "$RUN/timeline.log")' in (PAPER / "snapshot.sh").read_text()
+    printed = subprocess.run(
+        [sys.executable, str(PAPER / "wall_time.py"), str(write_timeline(tmp_path / "timeline.log"))],
+        capture_output=True, text=True, check=True,
     ).stdout
-    assert hours == f"{EXPECTED_SECONDS / 3600:.2f}"
+    assert printed == f"{EXPECTED_SECONDS / 3600:.2f}\n"

@@ -9,7 +9,7 @@ a subset of its records into ``examples/paper-run/`` (issue 5, Done-when 1), and
 
 The README part lies between the markers ``<!-- paper-run:begin -->`` and ``<!-- paper-run:end -->``
 and is rewritten whole each time, so running this twice gives the same README. The wall time is read
-from ``timeline.log`` the way ``snapshot.sh`` reads it.
+from ``timeline.log`` by ``wall_time.py``, as ``snapshot.sh`` reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import orjson
+from wall_time import wall_hours  # runs/paper/wall_time.py, beside this script (snapshot.sh's rule too)
 
 from gradellm_cli.reports import REPORT_FILES, collect, plot_pi_curves, write_reports
 from gradellm_cli.sweep.store import done_units, read_run_heatmaps, read_run_metrics, unit_of
@@ -33,24 +34,6 @@ BEGIN, END = "<!-- paper-run:begin -->", "<!-- paper-run:end -->"
 COMMAND = """OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m gradellm_cli sweep --models smollm2,gemma3 \\
     --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \\
     --balanced --boolq-context evidence --output-dir runs/paper"""
-
-
-def wall_hours(timeline: Path) -> float:
-    """Sum over segments (a ``start`` line to the last line before the next start) of their span;
-    nothing after a ``finish`` counts. Same rule as snapshot.sh's awk."""
-    total, begin, last, over = 0.0, None, None, False
-    for line in timeline.read_text().splitlines():
-        kind, _, stamp, *_ = line.split()
-        if kind == "start":
-            if begin is not None and last is not None:
-                total += last - begin
-            begin, last, over = int(stamp), None, False
-        elif not over and begin is not None:
-            last = int(stamp)
-            over = kind == "finish"
-    if begin is not None and last is not None:
-        total += last - begin
-    return total / 3600
 
 
 def plan_units(manifest: dict) -> int:

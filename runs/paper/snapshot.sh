@@ -38,17 +38,9 @@ if git diff --cached --quiet; then
     exit 0
 fi
 # timeline.log: resume.sh writes "start" before and "stop" or "finish" after each sweep, this script
-# "snapshot". Units done after a session's last snapshot are lost with its disk and run again, so the
-# time after it does not count; where the disk outlived the session, a hand-written line
-# "recovered <iso> <mtime of the last record> <units>" counts them up to that record, and they are kept.
-# The run's wall time is the sum, over segments, of the time from a start to the last line after it
-# (nothing after a finish counts).
+# "snapshot"; wall_time.py (beside this script, the same rule as publish.py's) sums its segments.
 echo "snapshot $(date -u +%FT%TZ) $(date +%s) $units" >> "$RUN/timeline.log"
-hours=$(awk '$1 == "start" {if (last) total += last - begin; begin = $3; last = 0; over = 0; next}
-             over {next}
-             {last = $3}
-             $1 == "finish" {over = 1}
-             END {if (last) total += last - begin; printf "%.2f", total / 3600}' "$RUN/timeline.log")
+hours=$(python3 "$HERE/wall_time.py" "$RUN/timeline.log")
 git add -- "$RUN/timeline.log"
 git commit -q -m "Paper run: $units of 1440 units done ($hours h of wall time)"
 echo "snapshot.sh: committed $units units; wall time so far $hours h"
