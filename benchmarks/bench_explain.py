@@ -1,19 +1,26 @@
-"""Grad-ELLM cost, measured side by side in one run.
+"""Grad-ELLM cost against plain passes of the same model, measured side by side in one run.
 
-For each embedded model:
-  * an SST-2 and an IMDb prompt (first records of ../shared/data): Grad-ELLM time / one plain
-    forward+backward (target logit -> input embeddings) of the same input;
-  * a generation of up to 20 tokens (first TellMeWhy record): time to explain all steps (one forward,
-    one backward per step) / the same number of separate forward+backward passes, one per step.
+For each embedded model (CPU, float32):
 
-Each time is the best of --repeats runs, the two sides timed alternately.
+* one target: the first SST-2 and IMDb records on the sentiment prompt. Grad-ELLM (the method alone,
+  filling its own cache) divided by one plain no-grad forward pass of the same input (goal at most
+  1.2), and by one forward+backward pass (target logit -> input embeddings). Also the method reusing
+  the cache of the explain pipeline's own forward pass, which is what ``gradellm explain`` runs.
+* a given continuation of 20 and of 100 tokens after the first IMDb review (prompt: the review with
+  the generate template; continuation: the first tokens of the second review): all steps divided by
+  one plain forward over the whole sequence (goal at most 1.5), and n separate forward+backward
+  passes over the growing prefixes, which is how inseq and Captum explain a continuation (goal: at
+  least 20x faster at n = 20). That side is timed once (it is long); the others take the best of
+  ``--repeats``.
 
-Run: python benchmarks/bench_explain.py [--repeats 5] [--models smollm2,gemma3]
+Each pair is timed alternately, so both sides run under the same load; the minimum is the least
+disturbed run. Run: python benchmarks/bench_explain.py [--repeats 3] [--models smollm2,gemma3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -31,26 +38,40 @@ from gradellm_cli.methods.base import input_embeddings  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def first_record(name: str) -> dict:
+def record(name: str, index: int = 0) -> dict:
     with open(DATA / f"{name}.jsonl", "rb") as handle:
-        return orjson.loads(handle.readline())
+        for number, line in enumerate(handle):
+            if number == index:
+                return orjson.loads(line)
+    raise IndexError(index)
 
 
-def best_seconds_side_by_side(first, second, repeats: int) -> tuple[float, float]:
-    """Least seconds of each of two functions, timed alternately (first, second, first, ...).
-
-    Alternating puts both under the same load, and the minimum is the least disturbed run: on a
-    shared machine other processes only ever add time. One untimed warm-up call of each comes first.
-    """
-    first()
-    second()
-    times: tuple[list[float], list[float]] = ([], [])
+def best(function, repeats: int) -> float:
+    times = []
     for _ in range(repeats):
-        for function, bucket in zip((first, second), times):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def side_by_side(functions: dict, repeats: int) -> dict[str, float]:
+    """Least seconds of each function, timed in turn (a, b, c, a, b, c, ...) after one warm-up call each."""
+    for function in functions.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
             started = time.perf_counter()
             function()
-            bucket.append(time.perf_counter() - started)
-    return min(times[0]), min(times[1])
+            times[name].append(time.perf_counter() - started)
+    return {name: min(values) for name, values in times.items()}
+
+
+@torch.no_grad()
+def plain_forward(model, input_ids: torch.Tensor) -> None:
+    """One no-grad forward pass of the whole sequence, the last position's logits only."""
+    model(input_ids[None], use_cache=False, logits_to_keep=1)
 
 
 def forward_backward(model, input_ids: torch.Tensor, position: int, target: int) -> None:
@@ -60,43 +81,87 @@ def forward_backward(model, input_ids: torch.Tensor, position: int, target: int)
     torch.autograd.grad(logit, embeds)
 
 
-def separate_passes(model, targets: Targets) -> None:
-    for step in range(targets.steps):
-        forward_backward(model, targets.input_ids, int(targets.positions[step]), int(targets.target_ids[step]))
+def bare(targets: Targets) -> Targets:
+    """The targets without the pipeline's cache: the method fills its own."""
+    return Targets(targets.input_ids, targets.positions, targets.target_ids, targets.source_mask)
 
 
-def bench_model(name: str, repeats: int) -> list[tuple]:
-    explainer = Explainer(name, device="cpu")
+def one_target_rows(explainer: Explainer, repeats: int) -> list[str]:
     method, options = get_method("grad-ellm"), MethodOptions()
-    cases = [
-        ("sst2", ExplainSettings(task="sentiment"), {"text": first_record("sst2")["text"]}),
-        ("imdb", ExplainSettings(task="sentiment"), {"text": first_record("imdb")["text"]}),
-        ("tellmewhy (generation)", ExplainSettings(task="generate", max_new_tokens=20), {"text": first_record("tellmewhy")["text"]}),
-    ]
     rows = []
-    for label, settings, values in cases:
-        targets = explainer.prepare(label, values, settings).targets
-        ours, plain = best_seconds_side_by_side(
-            lambda t=targets: method.attribute(explainer.model, t, options),
-            lambda t=targets: separate_passes(explainer.model, t),
+    for name in ("sst2", "imdb"):
+        targets = explainer.prepare(name, {"text": record(name)["text"]}, ExplainSettings(task="sentiment")).targets
+        ids, t, target = targets.input_ids, int(targets.positions[0]), int(targets.target_ids[0])
+        seconds = side_by_side(
+            {
+                "grad-ellm": lambda tg=targets: method.attribute(explainer.model, bare(tg), options),
+                "reusing": lambda tg=targets: method.attribute(explainer.model, tg, options),
+                "forward": lambda i=ids: plain_forward(explainer.model, i),
+                "forward+backward": lambda i=ids, p=t, y=target: forward_backward(explainer.model, i, p, y),
+            },
             repeats,
         )
-        rows.append((name, label, targets.input_ids.numel(), targets.steps, ours, plain, ours / plain))
+        g, f, fb = seconds["grad-ellm"], seconds["forward"], seconds["forward+backward"]
+        rows.append(
+            f"| {explainer.model_name} | {name} | {ids.numel()} | {g:.3f} | {seconds['reusing']:.3f} | {f:.3f} | {fb:.3f} "
+            f"| **{g / f:.2f}** | {g / fb:.2f} |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def continuation_rows(explainer: Explainer, repeats: int, lengths: list[int]) -> list[str]:
+    method, options = get_method("grad-ellm"), MethodOptions()
+    second = explainer.tokenizer(" " + record("imdb", 1)["text"], add_special_tokens=False)["input_ids"]
+    rows = []
+    for n in lengths:
+        continuation = explainer.tokenizer.decode(second[:n])
+        prepared = explainer.prepare("imdb", {"text": record("imdb")["text"]}, ExplainSettings(task="generate"), continuation=continuation)
+        targets = prepared.targets
+        ids = targets.input_ids
+        seconds = side_by_side(
+            {
+                "grad-ellm": lambda t=targets: method.attribute(explainer.model, bare(t), options),
+                "reusing": lambda t=targets: method.attribute(explainer.model, t, options),
+                "forward": lambda i=ids: plain_forward(explainer.model, i),
+            },
+            repeats,
+        )
+        separate = best(
+            lambda t=targets: [forward_backward(explainer.model, t.input_ids, int(p), int(y)) for p, y in zip(t.positions, t.target_ids)], 1
+        )
+        g, f = seconds["grad-ellm"], seconds["forward"]
+        rows.append(
+            f"| {explainer.model_name} | {targets.steps} | {ids.numel()} | {g:.3f} | {seconds['reusing']:.3f} | {f:.3f} | {separate:.2f} "
+            f"| **{g / f:.2f}** | **{separate / g:.1f}x** |"
+        )
+        print(rows[-1], flush=True)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="smollm2,gemma3")
+    parser.add_argument("--lengths", default="20,100", help="continuation lengths in tokens")
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("| model | input | tokens | steps | Grad-ELLM s | forward+backward s (one per step) | ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name in args.models.split(","):
-        for row in bench_model(name, args.repeats):
-            print("| {} | {} | {} | {} | {:.3f} | {:.3f} | {:.2f} |".format(*row), flush=True)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
+    explainers = {name: Explainer(name, device="cpu") for name in args.models.split(",")}
+    print("\nOne target: Grad-ELLM (own cache), Grad-ELLM reusing the pipeline's cache, one plain forward, one forward+backward (s)")
+    print("| model | input | tokens | Grad-ELLM | reusing cache | forward | fwd+bwd | Grad-ELLM / forward | / fwd+bwd |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for explainer in explainers.values():
+        one_target_rows(explainer, args.repeats)
+    print("\nGiven continuation after the first IMDb review: all n steps (s), against one plain forward over the whole sequence "
+          "and n forward+backward passes over the growing prefixes")
+    print("| model | n | tokens | Grad-ELLM | reusing cache | forward | n x fwd+bwd | Grad-ELLM / forward | speed-up over n x fwd+bwd |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lengths = [int(n) for n in args.lengths.split(",")]
+    for explainer in explainers.values():
+        continuation_rows(explainer, args.repeats, lengths)
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

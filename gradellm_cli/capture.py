@@ -97,6 +97,8 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     softcap = kwargs.pop("softcap", None)
+    if _ACTIVE is None:  # nothing recorded: keys no query row can see may be dropped
+        key, value, attention_mask = skip_invisible_keys(key, value, attention_mask)
     if softcap is not None:
         output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
     else:
@@ -105,6 +107,27 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
         )
     _record(module, query, key, value, attention_mask, output, scaling, softcap)
     return output, weights
+
+
+SKIP_KEYS_FROM = 2048  # below this many keys, looking for invisible ones costs more than it saves
+
+
+def skip_invisible_keys(key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None):
+    """Drop the leading key positions that no query row may see (exact: they get weight 0).
+
+    A chunk of a long input on a sliding-window layer sees only the last window of a long cache; SDPA
+    would still multiply every query with every cached key. Only a mask tells, so without one (plain
+    causal) nothing is dropped.
+    """
+    if attention_mask is None or attention_mask.dim() != 4 or key.shape[2] < SKIP_KEYS_FROM:
+        return key, value, attention_mask
+    mask = attention_mask[..., : key.shape[2]]
+    visible = mask if mask.dtype == torch.bool else mask > torch.finfo(mask.dtype).min / 2
+    seen = visible.flatten(0, 2).any(dim=0)
+    first = int(seen.to(torch.int8).argmax()) if bool(seen.any()) else 0
+    if first == 0:
+        return key, value, attention_mask
+    return key[:, :, first:], value[:, :, first:], mask[..., first:]
 
 
 def gradellm_eager_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):

@@ -90,6 +90,8 @@ def load_records(
     seed: int | None = None,
     balanced: bool = False,
     boolq_context: str | None = None,
+    continuation_field: str = "continuation",
+    messages_field: str = "messages",
 ) -> LoadedDataset:
     """Load a built-in data set by name (``imdb``, ``sst2``, ``boolq``, ``tellmewhy``, ``wikibio``) or a
     ``.jsonl``/``.json``/``.csv``/``.parquet`` file, and select records from it.
@@ -100,6 +102,10 @@ def load_records(
     1-based, when the file has no such column). ``boolq_context`` picks the column that fills the BoolQ
     passage slot: ``evidence`` (the short human rationale, the default where the data has it) or
     ``passage`` (the full document). ``text_field``/``label_field``/``id_field`` apply to files only.
+
+    A file with a ``continuation_field`` column gives each record a ``continuation`` (the text to
+    explain token by token; task ``generate`` unless one is given); one with a ``messages_field``
+    column is a file of chats (task ``chat``): each record's ``messages``, and no text fields.
     """
     if limit is not None and limit < 1:
         raise BadInput("--limit must be at least 1")
@@ -119,11 +125,14 @@ def load_records(
         label_column, id_column = None, "id"
     else:
         path = _file_path(dataset)
-        the_task = get_task(task or "sentiment")
         table, source = load_file(path), str(path)
+        the_task = get_task(task or _file_task(table.column_names, continuation_field, messages_field))
         columns = {"text": text_field, "passage": "passage", "question": "question"}
         label_column, id_column = label_field, id_field
     names = list(table.column_names)
+    extras = {key: column for key, column in (("continuation", continuation_field), ("messages", messages_field)) if column in names}
+    if the_task.is_classification and "continuation" in extras:
+        raise BadInput(f"{source}: a continuation column needs a generation task (generate or raw), not {the_task.name}")
     if "passage" in the_task.fields:
         columns["passage"] = boolq_context or ("evidence" if "evidence" in names else "passage")
     slots = {slot: columns.get(slot, slot) for slot in the_task.fields}
@@ -146,8 +155,25 @@ def load_records(
     for index, row in zip(order, table.select(order)):
         values = {slot: _as_text(row[column]) for slot, column in slots.items()}
         label = _label(row[label_column], the_task, record_id(index)) if label_column else None
-        records.append({"id": record_id(index), "values": values, "label": label})
+        record = {"id": record_id(index), "values": values, "label": label}
+        records.append(record | {key: row[column] for key, column in extras.items() if row[column] is not None})
     return LoadedDataset(builtin.name if builtin else Path(source).name, the_task.name, source, records)
+
+
+def file_task(dataset: str, continuation_field: str = "continuation", messages_field: str = "messages") -> str:
+    """The task a data file brings when none is given (see :func:`load_records`); sentiment for a file
+    that cannot be read (loading it reports why)."""
+    try:
+        return _file_task(load_file(_file_path(dataset)).column_names, continuation_field, messages_field)
+    except GradellmError:
+        return "sentiment"
+
+
+def _file_task(columns: list[str], continuation_field: str, messages_field: str) -> str:
+    """A data file's task when none is given: chat, generate (a continuation column) or sentiment."""
+    if messages_field in columns:
+        return "chat"
+    return "generate" if continuation_field in columns else "sentiment"
 
 
 # --- where a built-in's file is ----------------------------------------------------------------

@@ -2,8 +2,16 @@
 
 Targets are decided once per input, independently of the method, so every method explains the same
 thing: for classification the label word the model predicts among the task's label words (or the
-gold label, or a given word); for generation every greedily generated token. All steps of one
-generation are then explained from one forward pass over prompt plus generated tokens.
+gold label, or a given word); for generation every token of a given continuation (teacher forcing)
+or, without one, every greedily generated token. One forward pass over the whole sequence (prompt
+plus continuation) gives every target's logit and fills a key/value cache
+(:mod:`gradellm_cli.prefill`) that methods may reuse: Grad-ELLM then only runs the target rows.
+
+Inputs are task fields (``values``, rendered with a task template), or a chat (``messages``, see
+:mod:`gradellm_cli.chat`), optionally with a ``continuation``. The continuation is tokenised on its
+own and appended to the prompt's tokens: no token spans the boundary, and every template ends where
+a reply starts (a chat header ends with a newline; so does the plain-text fallback's ``Assistant:``),
+which is also where a model's own reply starts.
 """
 
 from __future__ import annotations
@@ -15,22 +23,42 @@ from typing import Any
 import torch
 
 from . import __version__
+from .chat import DEFAULT_SOURCE_ROLES, build_chat_prompt, check_messages, split_reply
 from .errors import BadInput
 from .methods import MethodOptions, Targets, get_method
 from .models import DEFAULT_MODEL, input_device, load_model, load_tokenizer, pick_device, resolve_model
-from .prompts import Prompt, Task, build_prompt, get_task, label_token_ids
+from .prefill import PrefixCache, fill_cache
+from .prompts import Prompt, Task, build_prompt, get_task, label_token_ids, text_ids
 from .records import heatmap_record
+from .row_pass import layer_kinds
+
+GENERATED, GIVEN, LABEL = "generated", "given", "label"  # where a record's target came from (``target_source``)
 
 
 @dataclass
 class ExplainSettings:
-    """Everything that decides what is explained and how; written into each record's ``config``."""
+    """Everything that decides what is explained and how; written into each record's ``config``.
 
-    task: str = "sentiment"
+    ``task`` None means ``sentiment``, or ``generate`` for an input with a continuation; an input
+    with messages is a chat whatever the task. ``contrast``: a word (one token) or, for a
+    continuation, a text of as many tokens, whose logit (or probability) is subtracted from the target's.
+    """
+
+    task: str | None = "sentiment"
     target: str = "predicted"  # predicted | gold | a word
     max_new_tokens: int = 20
     methods: list[str] = field(default_factory=lambda: ["grad-ellm"])
     options: MethodOptions = field(default_factory=MethodOptions)
+    source_roles: tuple[str, ...] = DEFAULT_SOURCE_ROLES
+    contrast: str | None = None
+
+    def task_for(self, continuation: bool = False, chat: bool = False) -> str:
+        """The task an input is explained with (see the class doc)."""
+        if chat:
+            return "chat"
+        if self.task is None:
+            return "generate" if continuation else "sentiment"
+        return self.task
 
 
 @dataclass
@@ -45,6 +73,8 @@ class Prepared:
     label: str | None
     label_words: list[str] | None
     label_ids: list[int] | None
+    task: str = "sentiment"
+    target_source: str = LABEL
 
 
 class Explainer:
@@ -71,21 +101,43 @@ class Explainer:
     def model_name(self) -> str:
         return self.source.name
 
-    def prepare(self, record_id: str, values: dict[str, str], settings: ExplainSettings, label: str | None = None) -> Prepared:
-        """Build the prompt and decide the targets of one input."""
-        task = get_task(settings.task)
+    def prepare(
+        self,
+        record_id: str,
+        values: dict[str, str] | None,
+        settings: ExplainSettings,
+        label: str | None = None,
+        *,
+        continuation: str | None = None,
+        messages: list[dict[str, str]] | None = None,
+    ) -> Prepared:
+        """Build the prompt and decide the targets of one input (task fields or a chat)."""
         try:
-            prompt = build_prompt(task, self.tokenizer, values, self.context_length)
+            if messages is not None:
+                return self._chat(record_id, messages, continuation, settings)
+            task = get_task(settings.task_for(continuation=continuation is not None))
+            if continuation is not None and task.is_classification:
+                raise BadInput(f"a continuation needs a generation task (generate or raw), not {task.name}")
+            prompt = build_prompt(task, self.tokenizer, values or {}, self.context_length)
             if task.is_classification:
                 return self._classification(record_id, task, prompt, settings, label)
-            return self._generation(record_id, prompt, settings, label)
+            return self._generation(record_id, task.name, prompt, settings, label, continuation)
         except BadInput as exc:
             exc.record = exc.record or record_id
             raise
 
-    def explain(self, record_id: str, values: dict[str, str], settings: ExplainSettings, label: str | None = None) -> list[dict[str, Any]]:
+    def explain(
+        self,
+        record_id: str,
+        values: dict[str, str] | None,
+        settings: ExplainSettings,
+        label: str | None = None,
+        *,
+        continuation: str | None = None,
+        messages: list[dict[str, str]] | None = None,
+    ) -> list[dict[str, Any]]:
         """Heatmap records of one input for every method and step."""
-        prepared = self.prepare(record_id, values, settings, label)
+        prepared = self.prepare(record_id, values, settings, label, continuation=continuation, messages=messages)
         records = []
         for name in settings.methods:
             records.extend(self.run_method(prepared, name, settings))
@@ -98,16 +150,32 @@ class Explainer:
         started = time.perf_counter()
         scores = method.attribute(self.model, prepared.targets, options)
         seconds = (time.perf_counter() - started) / prepared.targets.steps
+        if name == "grad-ellm":  # the only method that reuses the pipeline's cache: let it go
+            prepared.targets.prefix = None
         if not torch.isfinite(scores).all():
             raise BadInput(f"method {name} produced NaN or infinite scores", record=prepared.record_id)
-        config = self.method_config(settings, name)
+        config = self.method_config(settings, name, prepared.task, prepared.target_source)
         return [self._record(prepared, name, config, step, scores[step], seconds) for step in range(prepared.targets.steps)]
 
     # -- targets ---------------------------------------------------------------------------------
 
+    def _forward(
+        self, input_ids: torch.Tensor, positions: torch.Tensor, settings: ExplainSettings
+    ) -> tuple[PrefixCache | None, torch.Tensor]:
+        """One no-grad pass over ``input_ids``: the float32 logits at ``positions`` (S, vocab), and the cache
+        it filled when Grad-ELLM's rows path will reuse it (None otherwise: it is not kept).
+
+        Models whose layers the rows path does not know get a plain forward pass instead.
+        """
+        if layer_kinds(self.model.config) is None:
+            return None, self._plain_logits(input_ids, positions)
+        # the same pass whatever the methods, so the targets and their probabilities never depend on them
+        prefix, logits = fill_cache(self.model, input_ids, positions)
+        wanted = "grad-ellm" in settings.methods and settings.options.grad_path == "rows"
+        return (prefix if wanted else None), logits
+
     @torch.no_grad()
-    def _logits_at(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Plain forward pass; the float32 logits at ``positions`` (S, vocab)."""
+    def _plain_logits(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         keep = input_ids.numel() - int(positions.min())
         logits = self.model(input_ids[None].to(self.input_device), use_cache=False, logits_to_keep=keep).logits[0]
         return logits[(positions - int(positions.min())).to(logits.device)].float().cpu()
@@ -115,14 +183,26 @@ class Explainer:
     def _classification(self, record_id: str, task: Task, prompt: Prompt, settings: ExplainSettings, label: str | None) -> Prepared:
         label_ids = label_token_ids(task, self.tokenizer, prompt)
         last = torch.tensor([prompt.input_ids.numel() - 1])
-        logits = self._logits_at(prompt.input_ids, last)[0]
+        contrast = self._classification_contrast(task, prompt, settings)  # before the forward pass: a bad word costs nothing
+        prefix, logits = self._forward(prompt.input_ids, last, settings)
         if settings.target == "predicted":
-            target = label_ids[int(logits[label_ids].argmax())]
+            target = label_ids[int(logits[0, label_ids].argmax())]
         elif settings.target == "gold":
             target = label_ids[self._gold_index(task, label)]
         else:
             target = label_token_ids(task, self.tokenizer, prompt, (settings.target,))[0]
-        return self._prepared(record_id, prompt, last, torch.tensor([target]), logits[None], label, list(task.label_words), label_ids)
+        if contrast is not None and int(contrast[0]) == target:
+            raise BadInput(f"--contrast {settings.contrast!r} is the target itself; the explained difference would be 0")
+        return self._prepared(record_id, task.name, prompt, last, torch.tensor([target]), logits, prefix, contrast, LABEL, label,
+                              list(task.label_words), label_ids)
+
+    def _classification_contrast(self, task: Task, prompt: Prompt, settings: ExplainSettings) -> torch.Tensor | None:
+        if settings.contrast is None:
+            return None
+        ids = self.tokenizer(prompt.label_prefix + settings.contrast, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise BadInput(f"--contrast {settings.contrast!r} is {len(ids)} tokens for this model, not one")
+        return torch.tensor(ids)
 
     @staticmethod
     def _gold_index(task: Task, label: str | None) -> int:
@@ -134,22 +214,86 @@ class Explainer:
             raise BadInput(f"label {label!r} is not one of {', '.join(task.labels)}")
         return choices.index(normalised)
 
-    def _generation(self, record_id: str, prompt: Prompt, settings: ExplainSettings, label: str | None) -> Prepared:
-        if settings.max_new_tokens < 1:
-            raise BadInput("--max-new-tokens must be at least 1")
-        length = prompt.input_ids.numel()
-        if self.context_length and length + settings.max_new_tokens > self.context_length:
-            raise BadInput(
-                f"prompt of {length} tokens plus {settings.max_new_tokens} new tokens exceeds the context of {self.context_length}"
-            )
-        generated = self._greedy(prompt.input_ids, settings.max_new_tokens)
+    def _chat(self, record_id: str, messages: Any, continuation: str | None, settings: ExplainSettings) -> Prepared:
+        checked = check_messages(messages)
+        context, reply = split_reply(checked)
+        if reply is not None and continuation is not None:
+            raise BadInput("a chat ending with an assistant message already has its continuation; give one or the other")
+        prompt = build_chat_prompt(self.tokenizer, context, settings.source_roles)
+        if self.context_length and prompt.input_ids.numel() > self.context_length:
+            raise BadInput(f"input is {prompt.input_ids.numel()} tokens, longer than the model's context of {self.context_length}")
+        return self._generation(record_id, "chat", prompt, settings, None, reply if reply is not None else continuation)
+
+    def _generation(
+        self, record_id: str, task: str, prompt: Prompt, settings: ExplainSettings, label: str | None, continuation: str | None
+    ) -> Prepared:
         if settings.target not in ("predicted",):
-            raise BadInput("generation tasks explain the generated tokens: use --target predicted")
+            raise BadInput("generation tasks explain the generated (or given) tokens: use --target predicted")
+        length = prompt.input_ids.numel()
+        if continuation is not None:
+            generated, source = self.continuation_ids(continuation), GIVEN
+            self._check_context(length, generated.numel(), "continuation tokens")
+            contrast = self._contrast_ids(settings, generated)
+        else:
+            if settings.max_new_tokens < 1:
+                raise BadInput("--max-new-tokens must be at least 1")
+            self._check_context(length, settings.max_new_tokens, "new tokens")
+            self._contrast_ids(settings, None)  # a bad contrast is reported before generating
+            generated, source = self._greedy(prompt.input_ids, settings.max_new_tokens), GENERATED
+            contrast = self._contrast_ids(settings, generated)
         full = torch.cat([prompt.input_ids, generated])
         positions = torch.arange(length - 1, length - 1 + generated.numel())
-        logits = self._logits_at(full, positions)
-        prompt.input_ids, prompt.source_mask = full, torch.cat([prompt.source_mask, torch.zeros(generated.numel(), dtype=torch.bool)])
-        return self._prepared(record_id, prompt, positions, generated, logits, label, None, None)
+        prefix, logits = self._forward(full, positions, settings)
+        prompt.input_ids = full
+        prompt.source_mask = torch.cat([prompt.source_mask, torch.zeros(generated.numel(), dtype=torch.bool)])
+        if prompt.message_index is not None:  # the reply is one more message, after the prompt's
+            reply_index = len(prompt.roles or [])
+            prompt.message_index = torch.cat([prompt.message_index, torch.full((generated.numel(),), reply_index, dtype=torch.long)])
+            prompt.roles = [*(prompt.roles or []), "assistant"]
+        return self._prepared(record_id, task, prompt, positions, generated, logits, prefix, contrast, source, label, None, None)
+
+    def continuation_ids(self, continuation: str) -> torch.Tensor:
+        """The token ids of a given continuation, tokenised on its own (see the module doc)."""
+        if not isinstance(continuation, str):
+            raise BadInput(f"the continuation is not text but {type(continuation).__name__}")
+        if not continuation:
+            raise BadInput("the continuation is empty")
+        ids = text_ids(self.tokenizer, continuation)
+        if not ids:
+            raise BadInput("the continuation tokenises to no tokens")
+        return torch.tensor(ids, dtype=torch.long)
+
+    def _check_context(self, prompt_length: int, extra: int, what: str) -> None:
+        if self.context_length and prompt_length + extra > self.context_length:
+            raise BadInput(f"prompt of {prompt_length} tokens plus {extra} {what} exceeds the context of {self.context_length}")
+
+    def _contrast_ids(self, settings: ExplainSettings, targets: torch.Tensor | None) -> torch.Tensor | None:
+        """The contrast token of each step: one token for every step, or a text of exactly as many tokens.
+
+        ``targets`` None checks the contrast alone (before a generation, whose length is not known yet).
+        """
+        if settings.contrast is None:
+            return None
+        ids = text_ids(self.tokenizer, settings.contrast)
+        if not ids:
+            raise BadInput("--contrast is empty")
+        if targets is None:
+            if len(ids) != 1:
+                raise BadInput(
+                    f"--contrast {settings.contrast!r} is {len(ids)} tokens: a contrast of several tokens needs a given continuation"
+                )
+            return None
+        if len(ids) == 1:
+            contrast = torch.full_like(targets, ids[0])
+        elif len(ids) == targets.numel():
+            contrast = torch.tensor(ids, dtype=torch.long)
+        else:
+            raise BadInput(
+                f"--contrast is {len(ids)} tokens and the continuation {targets.numel()}: give one token, or as many as the continuation"
+            )
+        if torch.equal(contrast, targets):
+            raise BadInput("--contrast equals the target at every step; the explained difference would be 0")
+        return contrast
 
     @torch.no_grad()
     def _greedy(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
@@ -174,48 +318,69 @@ class Explainer:
                 return generated[: index + 1]
         return generated
 
-    def _prepared(self, record_id, prompt, positions, target_ids, logits, label, label_words, label_ids) -> Prepared:
+    def _prepared(
+        self, record_id, task, prompt, positions, target_ids, logits, prefix, contrast, source, label, label_words, label_ids
+    ) -> Prepared:
         log_probs = torch.log_softmax(logits, dim=-1)
         rows = torch.arange(target_ids.numel())
-        targets = Targets(prompt.input_ids, positions, target_ids, prompt.source_mask)
+        target_logits = logits[rows, target_ids]
+        targets = Targets(
+            prompt.input_ids, positions, target_ids, prompt.source_mask, contrast_ids=contrast, prefix=prefix, target_logits=target_logits
+        )
         return Prepared(
             record_id=record_id,
             prompt=prompt,
             targets=targets,
-            target_logits=logits[rows, target_ids].tolist(),
+            target_logits=target_logits.tolist(),
             target_probs=log_probs[rows, target_ids].exp().tolist(),
             label=label,
             label_words=label_words,
             label_ids=label_ids,
+            task=task,
+            target_source=source,
         )
 
     # -- records ---------------------------------------------------------------------------------
 
-    def method_config(self, settings: ExplainSettings, name: str) -> dict[str, Any]:
-        """The ``config`` of this method's records: every option that changes its numbers."""
-        return self._config(settings) | get_method(name).config(settings.options)
+    def method_config(
+        self, settings: ExplainSettings, name: str, task: str | None = None, target_source: str | None = None
+    ) -> dict[str, Any]:
+        """The ``config`` of this method's records: every option that changes its numbers.
 
-    def _config(self, settings: ExplainSettings) -> dict[str, Any]:
-        return {
-            "task": settings.task,
+        ``task`` and ``target_source`` are the input's (they differ between inputs of one run: a chat,
+        a given continuation); by default those of an input with neither.
+        """
+        return self._config(settings, task or settings.task_for(), target_source) | get_method(name).config(settings.options)
+
+    def _config(self, settings: ExplainSettings, task: str, target_source: str | None) -> dict[str, Any]:
+        generated = not get_task(task).is_classification and target_source != GIVEN
+        config = {
+            "task": task,
             "target": settings.target,
-            "max_new_tokens": settings.max_new_tokens if not get_task(settings.task).is_classification else None,
+            "max_new_tokens": settings.max_new_tokens if generated else None,
             "dtype": self.dtype,
             "device": self.device,
             "gradellm_version": __version__,
         }
+        if settings.contrast is not None:
+            config["contrast"] = settings.contrast
+        if task == "chat":
+            config["source_roles"] = list(settings.source_roles)
+        return config
 
     def _record(self, prepared: Prepared, method: str, config: dict, step: int, scores: torch.Tensor, seconds: float) -> dict:
         targets = prepared.targets
         end = int(targets.positions[step]) + 1
         ids = targets.input_ids[:end].tolist()
         target_id = int(targets.target_ids[step])
+        contrast_id = None if targets.contrast_ids is None else int(targets.contrast_ids[step])
+        prompt = prepared.prompt
         return heatmap_record(
             record_id=prepared.record_id,
             model=self.model_name,
             method=method,
             config=config,
-            task=config["task"],
+            task=prepared.task,
             step=step,
             steps=targets.steps,
             prompt_length=int(targets.positions[0]) + 1,
@@ -231,4 +396,9 @@ class Explainer:
             label=prepared.label,
             label_words=prepared.label_words,
             label_ids=prepared.label_ids,
+            target_source=prepared.target_source,
+            contrast_id=contrast_id,
+            contrast_token=None if contrast_id is None else self.tokenizer.decode([contrast_id]),
+            message_index=None if prompt.message_index is None else prompt.message_index[:end].tolist(),
+            message_roles=prompt.roles,
         )

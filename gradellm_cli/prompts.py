@@ -60,6 +60,8 @@ TASKS: dict[str, Task] = {
     ),
     "generate": Task("generate", ("text",), "{text}"),
     "raw": Task("raw", ("text",), "{text}"),
+    # a list of messages rendered with the model's chat template (:mod:`gradellm_cli.chat`), no fields
+    "chat": Task("chat", (), ""),
 }
 
 
@@ -78,10 +80,17 @@ class Prompt:
     source_mask: torch.Tensor  # (T,) bool
     chat: bool  # rendered through a chat template
     label_prefix: str  # what precedes a label word as the next token ("" after a chat header)
+    message_index: torch.Tensor | None = None  # (T,) long, chats only: the message each token's text is in, -1 for template
+    roles: list[str] | None = None  # chats only: the role of each message
 
 
 def _placeholder(i: int) -> str:
-    return f"\u2063GRADELLM_FIELD_{i}\u2063"
+    return placeholder(i)
+
+
+def placeholder(i: int, kind: str = "FIELD") -> str:
+    """A marker no user text contains, rendered in place of user text and replaced afterwards."""
+    return f"\u2063GRADELLM_{kind}_{i}\u2063"
 
 
 def _render(task: Task, tokenizer, values: dict[str, str]) -> tuple[str, bool]:
@@ -105,6 +114,8 @@ def _render(task: Task, tokenizer, values: dict[str, str]) -> tuple[str, bool]:
 
 def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int | None = None) -> Prompt:
     """Render, tokenise and flag the source tokens of one input."""
+    if task.name == "chat":
+        raise BadInput("the chat task takes a list of messages (a messages field), not text")
     for name in task.fields:
         value = values.get(name)
         if not isinstance(value, str) or not value.strip():
@@ -157,36 +168,80 @@ def _trimmed_edges(task: Task, values: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _fill(rendered: str, fields: tuple[str, ...], values: dict[str, str]) -> tuple[str, list[tuple[int, int]]]:
-    """Replace placeholders with the user's text; return the text and each field's character span."""
-    out, spans, pos = [], [], 0
-    marks = sorted((rendered.index(_placeholder(i)), name) for i, name in enumerate(fields))
-    length = 0
-    for start, name in marks:
+def fill_slots(rendered: str, slots: list[tuple[str, str]]) -> tuple[str, list[tuple[int, int]]]:
+    """Replace each (placeholder, value) in ``rendered``; return the text and each value's character
+    span, in the order of ``slots``."""
+    order = sorted(range(len(slots)), key=lambda i: rendered.index(slots[i][0]))
+    out, spans, pos, length = [], [(0, 0)] * len(slots), 0, 0
+    for i in order:
+        placeholder, value = slots[i]
+        start = rendered.index(placeholder)
         out.append(rendered[pos:start])
         length += start - pos
-        value = values[name]
-        spans.append((length, length + len(value)))
+        spans[i] = (length, length + len(value))
         out.append(value)
         length += len(value)
-        pos = start + len(_placeholder(fields.index(name)))
+        pos = start + len(placeholder)
     out.append(rendered[pos:])
     return "".join(out), spans
 
 
-def _tokenise(tokenizer, text: str, spans: list[tuple[int, int]], bos: bool) -> tuple[list[int], list[bool]]:
-    """Ids and source flags of ``text``. ``bos``: put the tokenizer's BOS in front where it adds one by
-    default (the plain-text fallback); a chat template writes its own BOS or none, as the model expects."""
+def _fill(rendered: str, fields: tuple[str, ...], values: dict[str, str]) -> tuple[str, list[tuple[int, int]]]:
+    """Replace the task's field placeholders with the user's text; return the text and each field's span."""
+    return fill_slots(rendered, [(_placeholder(i), values[name]) for i, name in enumerate(fields)])
+
+
+def tokenise_spans(tokenizer, text: str, spans: list[tuple[int, int]], bos: bool) -> tuple[list[int], list[int], list[bool]]:
+    """Ids of ``text``, the index of the span each token lies in (-1: none) and which ids are special.
+
+    ``bos``: put the tokenizer's BOS in front where it adds one by default (the plain-text fallback);
+    a chat template writes its own BOS or none, as the model expects.
+    """
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
     if bos and _adds_bos(tokenizer) and (not ids or ids[0] != tokenizer.bos_token_id):
         ids.insert(0, tokenizer.bos_token_id)
         offsets.insert(0, (0, 0))
-    # a special token the user typed (say "<|im_end|>") is tokenised as one, and the method notes keep
-    # special tokens out of the source: neither scored for the metrics nor perturbed
+    inside = [next((k for k, (start, end) in enumerate(spans) if s < end and e > start and e > s), -1) for s, e in offsets]
     special = set(tokenizer.all_special_ids)
-    source = [any(s < end and e > start for start, end in spans) and e > s and i not in special for i, (s, e) in zip(ids, offsets)]
-    return ids, source
+    return ids, inside, [i in special for i in ids]
+
+
+def _tokenise(tokenizer, text: str, spans: list[tuple[int, int]], bos: bool) -> tuple[list[int], list[bool]]:
+    """Ids and source flags of ``text``: a token is source when it lies in one of ``spans``.
+
+    A special token the user typed (say "<|im_end|>") is tokenised as one, and the method notes keep
+    special tokens out of the source: neither scored for the metrics nor perturbed.
+    """
+    ids, inside, special = tokenise_spans(tokenizer, text, spans, bos)
+    return ids, [span >= 0 and not is_special for span, is_special in zip(inside, special)]
+
+
+_ANCHOR = "\n"
+
+
+def text_ids(tokenizer, text: str) -> list[int]:
+    """The ids of ``text`` as it continues a prompt, tokenised on its own.
+
+    SentencePiece tokenizers with a dummy prefix (Llama-2, Mistral) would read the text as the start
+    of a document and put a word-start marker in front ("Paris" -> "▁Paris"), which is not what follows
+    a prompt. For those the text is tokenised after a newline anchor, whose tokens are then dropped; the
+    byte-level BPE of SmolLM2 and the tokenizer of Gemma-3 add no such prefix and tokenise it as it is.
+    """
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not _adds_dummy_prefix(tokenizer):
+        return list(ids)
+    anchor = tokenizer(_ANCHOR, add_special_tokens=False)["input_ids"]
+    anchored = tokenizer(_ANCHOR + text, add_special_tokens=False)["input_ids"]
+    if anchored[: len(anchor)] != anchor:  # the anchor merged with the text: keep the plain ids
+        return list(ids)
+    return list(anchored[len(anchor) :])
+
+
+def _adds_dummy_prefix(tokenizer) -> bool:
+    """Whether tokenising "a" alone gives a token that starts with SentencePiece's word marker."""
+    ids = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return bool(ids) and str(tokenizer.convert_ids_to_tokens(ids[0])).startswith("\u2581")
 
 
 def _adds_bos(tokenizer) -> bool:

@@ -47,6 +47,9 @@ def heatmap_header(record: dict[str, Any]) -> Text:
     header.append(f" {record['model']} {record['method']}{step} ", style="dim")
     header.append("target ")
     header.append(repr(record["target_token"]), style="bold cyan")
+    if record.get("contrast_token") is not None:  # the explained scalar is target minus contrast
+        header.append(" rather than ")
+        header.append(repr(record["contrast_token"]), style="bold magenta")
     header.append(f" p={record['target_prob']:.3f} logit={record['target_logit']:.2f}", style="dim")
     return header
 

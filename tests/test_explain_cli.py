@@ -216,7 +216,7 @@ def test_resume_cuts_a_generation_whose_write_was_cut_short(tmp_path):
     error = {"kind": "error", "id": "bad", "error": "empty text"}
     out = tmp_path / "out.jsonl"
     out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in [*complete, error, *cut]))
-    explainer = SimpleNamespace(model_name="m", method_config=lambda settings, name: config)
+    explainer = SimpleNamespace(model_name="m", method_config=lambda settings, name, *record_facts: config)
     settings = ExplainSettings(methods=["grad-ellm"])
     assert _resume(str(out), False, explainer, settings) == {("done", "grad-ellm"), ("classified", "grad-ellm")}
     assert read_records(out) == [*complete, error]  # the cut pair's steps are gone; everything else kept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from ..chat import check_chat, parse_source_roles
 from ..errors import BadInput, GradellmError
-from ..explain import Explainer, ExplainSettings
+from ..explain import GIVEN, Explainer, ExplainSettings
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl, rewrite_jsonl
 from ..locks import sole_writer, truncate_for_overwrite
 from ..methods import MethodOptions, parse_methods
@@ -48,6 +50,12 @@ Examples:
   gradellm explain --dataset sst2 --limit 20 --method all --output heatmaps.jsonl
 
   gradellm explain "Why did the chicken cross the road?" --task generate --max-new-tokens 10 --method all
+
+  gradellm explain "The capital of France is" --continuation " Paris, a city on the Seine."
+
+  gradellm explain --input chats.jsonl --source-roles system,user --output heatmaps.jsonl
+
+  gradellm explain "a gorgeous, witty, seductive movie." --contrast Negative
 """
 
 
@@ -57,6 +65,8 @@ class InputRecord:
     values: dict[str, str] | None
     label: str | None
     error: str | None = None
+    continuation: str | None = None
+    messages: list[dict[str, Any]] | None = None
 
 
 def explain(
@@ -74,7 +84,18 @@ def explain(
     text_field: str = typer.Option("text", help="Record field holding the text."),
     id_field: str = typer.Option("id", help="Record field holding the id (the line number when absent)."),
     label_field: str = typer.Option("label", help="Record field holding the gold label (for --target gold)."),
-    task: str | None = typer.Option(None, help="Prompt template: sentiment (default), boolq, generate or raw; a --dataset brings its own."),
+    task: str | None = typer.Option(
+        None, help="Prompt template: sentiment (default; generate with a continuation), boolq, generate or raw; a --dataset brings its own."
+    ),
+    continuation: str | None = typer.Option(
+        None, "--continuation", "-c", help="Explain this given text, token by token, as the reply to TEXT (instead of generating one)."
+    ),
+    continuation_field: str = typer.Option("continuation", help="JSONL field holding a record's given continuation (optional)."),
+    messages_field: str = typer.Option("messages", help="JSONL field holding a chat: a list of {role, content} messages."),
+    source_roles: str = typer.Option("user", help="Chats: roles whose content is the source (comma-separated, or all)."),
+    contrast: str | None = typer.Option(
+        None, help="Explain target minus this token (one token; for a continuation also a text of as many tokens)."
+    ),
     model: str = typer.Option("smollm2", "--model", "-m", help="Alias (smollm2, gemma3), .gguf file, model folder or hub id."),
     method: str = typer.Option("grad-ellm", help="Method name(s), comma-separated, or 'all' (see `gradellm methods`)."),
     target: Target = EXPLAIN_DEFAULTS.target,
@@ -103,6 +124,8 @@ def explain(
         raise BadInput("give one of a TEXT argument, --input FILE or --dataset NAME")
     if on_error not in ("skip", "stop"):
         raise BadInput("--on-error takes skip or stop")
+    roles = parse_source_roles(source_roles)
+    _check_targets(text, continuation, contrast, task, max_new_tokens)
     loaded = None
     if dataset is not None:
         from ..data import load_records
@@ -110,26 +133,32 @@ def explain(
         loaded = load_records(
             dataset, task=task, data_dir=data_dir, text_field=text_field, label_field=None if label_field == "label" else label_field,
             id_field=id_field, limit=limit, offset=offset, seed=shuffle_seed, balanced=balanced, boolq_context=boolq_context,
+            continuation_field=continuation_field, messages_field=messages_field,
         )
-    task = loaded.task if loaded is not None else (task or "sentiment")
-    get_task(task)
+    task = loaded.task if loaded is not None else task
+    if task is not None:
+        get_task(task)
     settings = ExplainSettings(
         task=task,
         target=target,
         max_new_tokens=max_new_tokens,
         methods=parse_methods(method),
         options=MethodOptions(layers=layers, attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size),
+        source_roles=roles,
+        contrast=contrast,
     )
     show = (output != "-") if show is None else show
     if text is not None:
         on_error = "stop"  # a single text has nothing to skip to
     if loaded is not None:
-        inputs, total = (InputRecord(r["id"], r["values"], r["label"]) for r in loaded), len(loaded)
+        inputs, total = (_from_loaded(r) for r in loaded), len(loaded)
     elif text is not None:
-        inputs, total = _from_text(text), 1
+        inputs, total = _from_text(text, continuation), 1
     else:
         check_input(input)  # a missing file is an error before the model loads
-        inputs, total = _from_jsonl(input, task, text_field, id_field, label_field), count_lines(input)
+        fields = JsonlFields(text_field, id_field, label_field, continuation_field, messages_field)
+        inputs, total = _from_jsonl(input, settings, fields), count_lines(input)
+    inputs = _first_checked(inputs, on_error)  # a bad first record with --on-error stop fails before the model loads
     with sole_writer(output):  # before the model loads: a second writer is refused at once
         explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         done = _resume(output, overwrite, explainer, settings)
@@ -138,25 +167,83 @@ def explain(
         raise GradellmError(f"{failures} record(s) skipped (see the errors above)", exit_code=5)
 
 
-def _from_text(text: str) -> Iterator[InputRecord]:
-    yield InputRecord("text-1", {"text": text}, None)
+def _first_checked(inputs: Iterator[InputRecord], on_error: str) -> Iterator[InputRecord]:
+    """The inputs, the first one read now: with ``stop``, a first record that is bad as read ends the run
+    before the model loads."""
+    inputs = iter(inputs)
+    first = next(inputs, None)
+    if first is not None and first.error and on_error == "stop":
+        raise BadInput(first.error, record=first.record_id)
+    return inputs if first is None else itertools.chain([first], inputs)
 
 
-def _from_jsonl(path: str, task: str, text_field: str, id_field: str, label_field: str) -> Iterator[InputRecord]:
-    fields = get_task(task).fields
+def _check_targets(text: str | None, continuation: str | None, contrast: str | None, task: str | None, max_new_tokens: int) -> None:
+    """Checks of the target options that need no model, made before it loads."""
+    if continuation is not None:
+        if text is None:
+            raise BadInput("--continuation goes with a TEXT argument; JSONL records carry theirs in --continuation-field")
+        if not continuation.strip():
+            raise BadInput("--continuation is empty")
+        if task is not None and get_task(task).is_classification:
+            raise BadInput(f"--continuation needs a generation task (generate or raw), not {task}")
+    elif max_new_tokens < 1:
+        raise BadInput("--max-new-tokens must be at least 1")
+    if contrast is not None and not contrast.strip():
+        raise BadInput("--contrast is empty")
+
+
+@dataclass(frozen=True)
+class JsonlFields:
+    """Which field of a JSONL record holds what."""
+
+    text: str
+    id: str
+    label: str
+    continuation: str
+    messages: str
+
+
+def _from_text(text: str, continuation: str | None = None) -> Iterator[InputRecord]:
+    yield InputRecord("text-1", {"text": text}, None, continuation=continuation)
+
+
+def _from_loaded(record: dict[str, Any]) -> InputRecord:
+    """A record of :func:`gradellm_cli.data.load_records` (a --dataset)."""
+    return InputRecord(
+        record["id"], record["values"], record["label"], continuation=record.get("continuation"), messages=record.get("messages")
+    )
+
+
+def _from_jsonl(path: str, settings: ExplainSettings, fields: JsonlFields) -> Iterator[InputRecord]:
     for line in read_jsonl(path):
         if line.data is None:
             yield InputRecord(f"line-{line.number}", None, None, line.error)
             continue
-        record_id = str(line.data.get(id_field, f"line-{line.number}"))
-        values = {name: line.data.get(text_field if name == "text" else name) for name in fields}
-        missing = [name for name, value in values.items() if not isinstance(value, str)]
-        if missing:
-            wanted = text_field if missing[0] == "text" else missing[0]
-            yield InputRecord(record_id, None, None, f"line {line.number} has no text field {wanted!r}")
-            continue
-        label = line.data.get(label_field)
-        yield InputRecord(record_id, values, None if label is None else str(label))
+        yield _jsonl_record(line.data, line.number, settings, fields)
+
+
+def _jsonl_record(data: dict[str, Any], number: int, settings: ExplainSettings, fields: JsonlFields) -> InputRecord:
+    """One JSONL record as an input: a chat (a messages field) or the task's fields, with any continuation."""
+    record_id = str(data.get(fields.id, f"line-{number}"))
+    continuation = data.get(fields.continuation)
+    if continuation is not None and not isinstance(continuation, str):
+        return InputRecord(record_id, None, None, f"line {number}: the field {fields.continuation!r} is not text")
+    if continuation is not None and not continuation:
+        return InputRecord(record_id, None, None, f"line {number}: the continuation is empty")
+    if fields.messages in data:
+        try:  # what needs no model is checked as the record is read
+            check_chat(data[fields.messages], settings.source_roles)
+        except BadInput as exc:
+            return InputRecord(record_id, None, None, f"line {number}: {exc.message}")
+        return InputRecord(record_id, None, None, continuation=continuation, messages=data[fields.messages])
+    task = get_task(settings.task_for(continuation=continuation is not None))
+    values = {name: data.get(fields.text if name == "text" else name) for name in task.fields}
+    missing = [name for name, value in values.items() if not isinstance(value, str)]
+    if missing:
+        wanted = fields.text if missing[0] == "text" else missing[0]
+        return InputRecord(record_id, None, None, f"line {number} has no text field {wanted!r}")
+    label = data.get(fields.label)
+    return InputRecord(record_id, values, None if label is None else str(label), continuation=continuation)
 
 
 def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings: ExplainSettings) -> set[tuple[str, str]]:
@@ -171,15 +258,20 @@ def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings:
     path = Path(output)
     if overwrite:
         truncate_for_overwrite(output)
-    expected = {name: explainer.method_config(settings, name) for name in settings.methods}
     records = completed_lines(path)
     steps: dict[tuple[str, str], set[int]] = {}
     wanted: dict[tuple[str, str], int] = {}
     for record in records:
         if record.get("kind") != "heatmap":
             continue
-        same = record.get("model") == explainer.model_name and expected.get(record.get("method")) == record.get("config")
-        if not same and record.get("method") in expected:
+        method = record.get("method")
+        expected = None
+        if method in settings.methods:  # the config this run would give this record, for a task this run could have
+            source = record.get("target_source")
+            task = settings.task_for(continuation=source == GIVEN, chat=record.get("task") == "chat")
+            expected = explainer.method_config(settings, method, task, source)
+        same = record.get("model") == explainer.model_name and expected == record.get("config")
+        if not same and expected is not None:
             raise BadInput(
                 f"{output} holds {record.get('method')} records made with another model or options; use --overwrite or a new file"
             )
@@ -205,7 +297,7 @@ def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, 
                 if on_error == "stop":
                     raise
                 failures += 1
-                errors.print(f"gradellm: skipped: {exc}", markup=False, highlight=False)
+                errors.print(f"gradellm: skipped: {exc}", markup=False, highlight=False, soft_wrap=True)  # one line, whatever the width
                 advance()
                 continue
             writer.write(records)
@@ -225,7 +317,7 @@ def _explain_one(explainer, settings, item: InputRecord, done, seen) -> list[dic
     todo = [name for name in settings.methods if (item.record_id, name) not in done]
     if not todo:
         return []
-    prepared = explainer.prepare(item.record_id, item.values, settings, item.label)
+    prepared = explainer.prepare(item.record_id, item.values, settings, item.label, continuation=item.continuation, messages=item.messages)
     records = []
     for name in todo:
         records.extend(explainer.run_method(prepared, name, settings))

@@ -21,7 +21,8 @@ from rich.text import Text
 from ..errors import BadInput, GradellmError, NotFound, OutputError
 from ..jsonl import read_jsonl
 from ..records import HEATMAP
-from ..render_html import Unit, display_units, html_page
+from ..render_html import html_page
+from ..units import REDUCTIONS, UNIT_KINDS, Unit, display_units
 from ..view import _display, _style, heatmap_header, print_heatmap
 
 EXAMPLES = """
@@ -30,6 +31,10 @@ Examples:
   gradellm render heatmaps.jsonl
 
   gradellm render heatmaps.jsonl --words --id sst2-test-1354 --method grad-ellm,saliency
+
+  gradellm render heatmaps.jsonl --by sentence            # each sentence's score: the sum of its tokens'
+
+  gradellm render chats.jsonl --by message --reduce max   # one line per message of a chat
 
   gradellm render heatmaps.jsonl --top-p 0.3
 
@@ -49,7 +54,9 @@ def render(
     heatmaps: str = typer.Argument(
         ..., help="Heatmap JSONL file written by `gradellm explain` ('-' for stdin); with --table/--plot, metric records or a run folder."
     ),
-    words: bool = typer.Option(False, "--words", help="Merge sub-word tokens into words (a word's score is its tokens' max)."),
+    words: bool = typer.Option(False, "--words", help="Words, scored by their tokens' max: --by word --reduce max."),
+    by: str = typer.Option("token", "--by", help="Units: token, word, sentence or message (chats)."),
+    reduce: str = typer.Option("sum", "--reduce", help="A unit's score from its tokens' scores: sum or max."),
     top_p: float | None = typer.Option(
         None, "--top-p", metavar="PI", help="Colour by the pi-transformed keep-probability (mean PI); bold = kept (>= 0.5)."
     ),
@@ -77,14 +84,23 @@ def render(
         return
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise BadInput(f"--top-p takes a pi in (0, 1], not {top_p:g}")
+    if by not in UNIT_KINDS:
+        raise BadInput(f"--by takes {', '.join(UNIT_KINDS)}, not {by!r}")
+    if reduce not in REDUCTIONS:
+        raise BadInput(f"--reduce takes sum or max, not {reduce!r}")
+    if words:
+        if (by, reduce) not in (("token", "sum"), ("word", "max")):
+            raise BadInput("--words means --by word --reduce max; give one or the other")
+        by, reduce = "word", "max"
+    view = {"by": by, "reduce": reduce}
     ids = _split(record_id)
     methods = None if method in (None, "all") else _split([method])
     skipped: Counter[str] = Counter()
     records = _heatmaps(heatmaps, ids, methods, skipped)
     if html is not None:
-        count = _write_html(html, list(records), heatmaps, all_tokens, words, top_p)
+        count = _write_html(html, list(records), heatmaps, all_tokens, view, top_p)
     else:
-        count = _print_all(records, all_tokens, words, top_p)
+        count = _print_all(records, all_tokens, view, top_p)
     if skipped:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
         print(f"gradellm: note: passed over {kinds} record(s) (not heatmaps)", file=sys.stderr)
@@ -122,24 +138,30 @@ def _heatmaps(path: str, ids: set[str] | None, methods: set[str] | None, skipped
         yield record
 
 
-def _print_all(records: Iterator[dict[str, Any]], all_tokens: bool, words: bool, top_p: float | None) -> int:
+def _print_all(records: Iterator[dict[str, Any]], all_tokens: bool, view: dict[str, str], top_p: float | None) -> int:
     console = Console()
     plain = not console.is_terminal or console.no_color
     count = 0
     for record in records:
         count += 1
-        if not words and top_p is None:
+        if view["by"] == "token" and top_p is None:
             print_heatmap(console, record, all_tokens)  # exactly what `explain` prints
             continue
         console.print(heatmap_header(record))
         try:
-            units, summary = display_units(record, all_tokens=all_tokens, words=words, top_p=top_p)
+            units, summary = display_units(record, all_tokens=all_tokens, top_p=top_p, **view)
             if summary is not None:
                 console.print(summary.describe(), style="dim", markup=False, highlight=False)
+        except BadInput:
+            raise
         except GradellmError as exc:  # scores the pi transform is undefined for
             console.print(f"top-p view unavailable: {exc.message}", style="yellow", markup=False, highlight=False)
-            units, _ = display_units(record, all_tokens=all_tokens, words=words)
-        console.print(units_text(units, numbers=plain))
+            units, _ = display_units(record, all_tokens=all_tokens, **view)
+        if view["by"] == "message":
+            for unit in units:  # one line per message, its role in front
+                console.print(Text(f"[{unit.label}] ", style="bold") + units_text([unit], numbers=plain))
+        else:
+            console.print(units_text(units, numbers=plain))
         console.print()
     return count
 
@@ -158,11 +180,11 @@ def units_text(units: list[Unit], numbers: bool = False) -> Text:
     return text
 
 
-def _write_html(path: str, records: list[dict[str, Any]], source: str, all_tokens: bool, words: bool, top_p: float | None) -> int:
+def _write_html(path: str, records: list[dict[str, Any]], source: str, all_tokens: bool, view: dict[str, str], top_p: float | None) -> int:
     if not records:
         return 0
     title = f"gradellm heatmaps: {Path(source).name if source != '-' else 'stdin'}"
-    page = html_page(records, title=title, all_tokens=all_tokens, words=words, top_p=top_p)
+    page = html_page(records, title=title, all_tokens=all_tokens, top_p=top_p, **view)
     try:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,9 @@ def sweep(
     text_field: str = typer.Option("text", help="Text field of dataset files."),
     label_field: str | None = typer.Option(None, help="Label field of dataset files (default: label, when present)."),
     id_field: str = typer.Option("id", help="Id field of dataset files (row-N when absent)."),
+    continuation_field: str = typer.Option("continuation", help="Field of dataset files holding a given reply to explain token by token."),
+    messages_field: str = typer.Option("messages", help="Field of dataset files holding a chat (a list of {role, content})."),
+    source_roles: str = typer.Option("user", help="Chats: roles whose content is the source (comma-separated, or all)."),
     target: Target = EXPLAIN_DEFAULTS.target,
     max_new_tokens: MaxNewTokens = EXPLAIN_DEFAULTS.max_new_tokens,
     layers: Layers = METHOD_DEFAULTS.layers,
@@ -100,6 +103,7 @@ def sweep(
     Each model and dataset is loaded once; each record is prepared once per model and every method runs
     on it. A rerun with the same options resumes; with other options into the same folder it is refused.
     """
+    from ..chat import parse_source_roles
     from ..sweep.manifest import build_manifest, check_or_write
     from ..sweep.plan import SweepOptions, build_plan, dataset_task, parse_limits, split_list
     from ..sweep.runner import metric_settings, run_sweep
@@ -114,7 +118,9 @@ def sweep(
         models=split_list(models, "models"),
         datasets=names,
         methods=split_list(methods, "methods"),
-        limits=parse_limits(limit, limit_generation, names, {name: dataset_task(name) for name in names}),
+        limits=parse_limits(
+            limit, limit_generation, names, {name: dataset_task(name, continuation_field, messages_field) for name in names}
+        ),
         offset=offset,
         shuffle_seed=shuffle_seed,
         balanced=balanced,
@@ -123,6 +129,9 @@ def sweep(
         text_field=text_field,
         label_field=label_field,
         id_field=id_field,
+        continuation_field=continuation_field,
+        messages_field=messages_field,
+        source_roles=parse_source_roles(source_roles),
         target=target,
         max_new_tokens=max_new_tokens,
         layers=layers,

@@ -11,19 +11,31 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+if TYPE_CHECKING:
+    from ..prefill import PrefixCache
 
 
 @dataclass
 class Targets:
-    """What to explain: ``target_ids[s]`` as the next token after position ``positions[s]``."""
+    """What to explain: ``target_ids[s]`` as the next token after position ``positions[s]``.
+
+    With ``contrast_ids`` the explained scalar of step s is the target's logit (or probability)
+    minus the contrast token's. ``prefix`` and ``target_logits`` are what the explain pipeline's
+    own forward pass already computed (a cache of the whole sequence and each target's logit), which
+    methods may reuse instead of running that pass again; methods never need them.
+    """
 
     input_ids: torch.Tensor  # (T,) long
     positions: torch.Tensor  # (S,) long, ascending
     target_ids: torch.Tensor  # (S,) long
     source_mask: torch.Tensor  # (T,) bool
+    contrast_ids: torch.Tensor | None = None  # (S,) long
+    prefix: PrefixCache | None = None
+    target_logits: torch.Tensor | None = None  # (S,) float32
 
     @property
     def steps(self) -> int:
@@ -40,7 +52,8 @@ class MethodOptions:
     target_fn: str = "probability"
     seed: int = 0
     batch_size: int = 16
-    checkpoint: str = "auto"  # gradient checkpointing: auto (long inputs), on, off
+    checkpoint: str = "auto"  # gradient checkpointing of the full backward path: auto (long inputs), on, off
+    grad_path: str = "rows"  # Grad-ELLM: rows (the target rows against a cache) or full (forward+backward of everything)
     record_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

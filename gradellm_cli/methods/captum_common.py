@@ -3,7 +3,8 @@
 Every gradient baseline (saliency, input x gradient, integrated gradients, DeepLIFT, layer gradient x
 activation) runs Captum's own implementation on one step at a time: the prefix
 ``input_ids[:positions[s]+1]`` goes in as input embeddings, and the forward function returns the
-target's softmax probability (default) or its logit at the last position, one number per batch row.
+target's softmax probability (default) or its logit at the last position, one number per batch row
+(minus the contrast token's probability or logit, for a contrastive target).
 Captum's attribution (prefix length x embedding dimension) is reduced to one score per token with the
 L2 norm over the embedding dimension (method notes, "Score normalisation").
 """
@@ -39,19 +40,23 @@ class TargetScore(nn.Module):
     262k-word vocabulary.
     """
 
-    def __init__(self, model, target_id: int, target_fn: str = "probability", from_ids: bool = False):
+    def __init__(
+        self, model, target_id: int, target_fn: str = "probability", from_ids: bool = False, contrast_id: int | None = None
+    ):
         super().__init__()
         self.model = model
         self.target_id = int(target_id)
+        self.contrast_id = None if contrast_id is None else int(contrast_id)
         self.target_fn = check_target_fn(target_fn)
         self.from_ids = from_ids
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         key = "input_ids" if self.from_ids else "inputs_embeds"
         logits = self.model(**{key: inputs}, use_cache=False, logits_to_keep=1).logits[:, -1].float()
-        if self.target_fn == "probability":
-            return torch.softmax(logits, dim=-1)[:, self.target_id]
-        return logits[:, self.target_id]
+        values = torch.softmax(logits, dim=-1) if self.target_fn == "probability" else logits
+        if self.contrast_id is None:
+            return values[:, self.target_id]
+        return values[:, self.target_id] - values[:, self.contrast_id]
 
 
 def prefix_embeddings(model, prefix_ids: torch.Tensor) -> torch.Tensor:
@@ -66,15 +71,19 @@ class CaptumMethod(Method):
         return {"target_fn": options.target_fn}
 
     @abstractmethod
-    def raw_attributions(self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions) -> torch.Tensor:
-        """Captum's un-reduced attribution (L, d) for the next token after ``prefix_ids`` (L,)."""
+    def raw_attributions(
+        self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None
+    ) -> torch.Tensor:
+        """Captum's un-reduced attribution (L, d) for the next token after ``prefix_ids`` (L,); with
+        ``contrast_id``, of the target's score minus the contrast token's."""
 
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         check_target_fn(options.target_fn)
         scores = torch.zeros(targets.steps, targets.input_ids.numel())
         for step in range(targets.steps):
             end = int(targets.positions[step]) + 1
-            raw = self.raw_attributions(model, targets.input_ids[:end], int(targets.target_ids[step]), options)
+            contrast = None if targets.contrast_ids is None else int(targets.contrast_ids[step])
+            raw = self.raw_attributions(model, targets.input_ids[:end], int(targets.target_ids[step]), options, contrast)
             scores[step, :end] = raw.detach().float().norm(dim=-1).cpu()
         return scores
 

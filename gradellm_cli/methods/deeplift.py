@@ -30,7 +30,9 @@ class DeepLiftMethod(CaptumMethod):
     name = "deeplift"
     description = "DeepLIFT (Captum, zero-embedding reference): L2 norm per token; equals Input x Gradient on SiLU/GELU LLMs"
 
-    def raw_attributions(self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions) -> torch.Tensor:
-        explainer = DeepLift(TargetScore(model, target_id, options.target_fn))
+    def raw_attributions(
+        self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None
+    ) -> torch.Tensor:
+        explainer = DeepLift(TargetScore(model, target_id, options.target_fn, contrast_id=contrast_id))
         embeddings = prefix_embeddings(model, prefix_ids)
         return quiet(explainer.attribute, embeddings, baselines=torch.zeros_like(embeddings))[0]

@@ -21,6 +21,8 @@ class InputXGradientMethod(CaptumMethod):
     name = "input-x-gradient"
     description = "Input x Gradient (Captum): L2 norm of embedding * gradient of the target probability/logit"
 
-    def raw_attributions(self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions) -> torch.Tensor:
-        explainer = InputXGradient(TargetScore(model, target_id, options.target_fn))
+    def raw_attributions(
+        self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None
+    ) -> torch.Tensor:
+        explainer = InputXGradient(TargetScore(model, target_id, options.target_fn, contrast_id=contrast_id))
         return quiet(explainer.attribute, prefix_embeddings(model, prefix_ids))[0]

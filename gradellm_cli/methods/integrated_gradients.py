@@ -45,6 +45,7 @@ def integrated_gradients_raw(
     target_fn: str = "probability",
     steps: int = 50,
     batch_size: int = 16,
+    contrast_id: int | None = None,
 ) -> torch.Tensor:
     """Captum's raw (L, d) attributions of the next token ``target_id`` after ``prefix_ids`` (L,).
 
@@ -54,7 +55,7 @@ def integrated_gradients_raw(
         raise BadInput("--ig-steps must be at least 1")
     if batch_size < 1:
         raise BadInput("--batch-size must be at least 1")
-    explainer = IntegratedGradients(TargetScore(model, target_id, target_fn))
+    explainer = IntegratedGradients(TargetScore(model, target_id, target_fn, contrast_id=contrast_id))
     embeddings = prefix_embeddings(model, prefix_ids)
     attributions = quiet(
         explainer.attribute,
@@ -74,7 +75,9 @@ class IntegratedGradientsMethod(CaptumMethod):
     def config(self, options: MethodOptions) -> dict:
         return {"target_fn": options.target_fn, "ig_steps": options.ig_steps}
 
-    def raw_attributions(self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions) -> torch.Tensor:
+    def raw_attributions(
+        self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None
+    ) -> torch.Tensor:
         return integrated_gradients_raw(
-            model, prefix_ids, target_id, options.target_fn, options.ig_steps, options.batch_size
+            model, prefix_ids, target_id, options.target_fn, options.ig_steps, options.batch_size, contrast_id
         )

@@ -24,8 +24,10 @@ class LayerGradientXActivationMethod(CaptumMethod):
     name = "layer-gradient-x-activation"
     description = "Layer Gradient x Activation (Captum) on the embedding layer: L2 norm of activation * gradient"
 
-    def raw_attributions(self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions) -> torch.Tensor:
-        forward = TargetScore(model, target_id, options.target_fn, from_ids=True)
+    def raw_attributions(
+        self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None
+    ) -> torch.Tensor:
+        forward = TargetScore(model, target_id, options.target_fn, from_ids=True, contrast_id=contrast_id)
         explainer = LayerGradientXActivation(forward, model.get_input_embeddings())
         ids = prefix_ids.to(model.get_input_embeddings().weight.device)[None]
         return quiet(explainer.attribute, ids)[0]

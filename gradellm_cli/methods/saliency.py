@@ -21,6 +21,8 @@ class SaliencyMethod(CaptumMethod):
     name = "saliency"
     description = "Saliency (Captum): L2 norm of the gradient of the target probability/logit w.r.t. each input embedding"
 
-    def raw_attributions(self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions) -> torch.Tensor:
-        explainer = CaptumSaliency(TargetScore(model, target_id, options.target_fn))
+    def raw_attributions(
+        self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None
+    ) -> torch.Tensor:
+        explainer = CaptumSaliency(TargetScore(model, target_id, options.target_fn, contrast_id=contrast_id))
         return quiet(explainer.attribute, prefix_embeddings(model, prefix_ids), abs=True)[0]

@@ -49,7 +49,7 @@ from ..records import ERROR, HEATMAP, METRIC
 from ..sweep.manifest import first_difference
 
 SEQUENCE_STEP = -1  # as ``metrics.records.SEQUENCE_STEP`` (that package imports torch)
-GENERATION_TASKS = frozenset({"generate", "raw"})  # the tasks without label words (a test checks prompts.TASKS)
+GENERATION_TASKS = frozenset({"generate", "raw", "chat"})  # the tasks without label words (a test checks prompts.TASKS)
 # The built-in data set names of ``gradellm_cli.data.BUILTINS`` (importing that module loads transformers;
 # a test checks the two agree).
 BUILTIN_DATASETS = ("sst2", "imdb", "boolq", "tellmewhy", "wikibio")

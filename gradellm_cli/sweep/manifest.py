@@ -70,8 +70,8 @@ def _check_or_write(run_dir: Path, manifest: dict[str, Any]) -> bool:
             return False
         if not path.exists():  # not written meanwhile by a shard that took no lock (no flock on this file system)
             raise BadInput(f"{run_dir} holds records but no {MANIFEST}; use a new --output-dir")
-    old = read_manifest(path)
-    difference = first_difference(_compared(old), _compared(manifest))
+    old = _with_later_options(read_manifest(path))
+    difference = first_difference(_compared(old), _compared(_with_later_options(manifest)))
     if difference is not None:
         raise BadInput(f"{run_dir} was made with a different configuration ({difference}); use a new --output-dir")
     return True
@@ -85,6 +85,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadInput(f"{path} is not a gradellm sweep manifest")
     return data
+
+
+def _with_later_options(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest written before some options existed, with those options at the values it ran with."""
+    from .plan import SweepOptions
+
+    options = manifest.get("options")
+    if isinstance(options, dict):
+        manifest = manifest | {"options": SweepOptions.ADDED_LATER | options}
+    return manifest
 
 
 def _compared(manifest: dict[str, Any]) -> dict[str, Any]:

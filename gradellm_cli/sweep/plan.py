@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import BadInput
 from .store import UnitKey
@@ -31,6 +31,9 @@ class SweepOptions:
     text_field: str = "text"
     label_field: str | None = None
     id_field: str = "id"
+    continuation_field: str = "continuation"
+    messages_field: str = "messages"
+    source_roles: tuple[str, ...] = ("user",)
     target: str = "predicted"
     max_new_tokens: int = 20
     layers: str = "all"
@@ -47,6 +50,10 @@ class SweepOptions:
     mask_unit: str = "token"
     metric_batch_size: int = 32
     gen_stride: int = 5
+
+    # options added after manifests were first written, with the value that earlier runs used: a
+    # manifest without them reads as having these (so an earlier run folder still resumes)
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"]}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with tuples as lists, so a reread manifest compares equal."""
@@ -138,7 +145,7 @@ def parse_limits(spec: str | None, generation: int | None, datasets: tuple[str, 
         raise BadInput("--limit-generation must be at least 1")
     limits = {}
     for name in datasets:
-        fallback = generation if generation is not None and tasks[name] == "generate" else default
+        fallback = generation if generation is not None and not _classifies(tasks[name]) else default
         limits[name] = named.get(name, fallback)
     return limits
 
@@ -153,12 +160,19 @@ def _positive(value: str, part: str) -> int:
     return number
 
 
-def dataset_task(name: str) -> str:
-    """The task a dataset brings (a file dataset is sentiment, like `gradellm explain --dataset`)."""
-    from ..data import BUILTINS
+def _classifies(task: str) -> bool:
+    from ..prompts import get_task
+
+    return get_task(task).is_classification
+
+
+def dataset_task(name: str, continuation_field: str = "continuation", messages_field: str = "messages") -> str:
+    """The task a dataset brings: a built-in's own; for a file, as `gradellm explain --dataset` reads it
+    (chat with a messages column, generate with a continuation column, else sentiment)."""
+    from ..data import BUILTINS, file_task
 
     builtin = BUILTINS.get(name.lower())
-    return builtin.task if builtin else "sentiment"
+    return builtin.task if builtin else file_task(name, continuation_field, messages_field)
 
 
 def load_datasets(options: SweepOptions) -> list[DatasetPlan]:
@@ -179,8 +193,10 @@ def load_datasets(options: SweepOptions) -> list[DatasetPlan]:
             limit=options.limits.get(spec),
             offset=options.offset,
             seed=options.shuffle_seed,
-            balanced=options.balanced and dataset_task(spec) != "generate",
+            balanced=options.balanced and _classifies(dataset_task(spec, options.continuation_field, options.messages_field)),
             boolq_context=options.boolq_context,
+            continuation_field=options.continuation_field,
+            messages_field=options.messages_field,
         )
         ids = [str(r["id"]) for r in loaded.records]
         if len(set(ids)) != len(ids):

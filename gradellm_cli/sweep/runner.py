@@ -43,7 +43,12 @@ def explain_settings(options: SweepOptions, task: str, methods: tuple[str, ...])
         batch_size=options.batch_size,
     )
     return ExplainSettings(
-        task=task, target=options.target, max_new_tokens=options.max_new_tokens, methods=list(methods), options=method_options
+        task=task,
+        target=options.target,
+        max_new_tokens=options.max_new_tokens,
+        methods=list(methods),
+        options=method_options,
+        source_roles=tuple(options.source_roles),
     )
 
 
@@ -92,7 +97,10 @@ def _run_group(explainer, pool, measure, options, group: Group, done, store, out
     settings = explain_settings(options, group.dataset.task, tuple(unit[2] for unit in todo))
     record = group.record
     try:
-        prepared = explainer.prepare(str(record["id"]), record["values"], settings, record["label"])
+        prepared = explainer.prepare(
+            str(record["id"]), record["values"], settings, record["label"], continuation=record.get("continuation"),
+            messages=record.get("messages"),
+        )
     except GradellmError as exc:
         prepared, failure = None, str(exc)
     for unit in todo:
