@@ -1,3 +1,3 @@
 """gradellm: Grad-ELLM explanations for decoder-only LLMs, and pi-Soft-NC/NS faithfulness metrics."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

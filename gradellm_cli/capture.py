@@ -23,6 +23,7 @@ import torch
 ATTENTION_NAME = "gradellm"  # SDPA underneath: linear memory, the default
 EAGER_ATTENTION_NAME = "gradellm_eager"  # the model's own eager attention underneath, for exact tests
 _ACTIVE: Capture | None = None
+_ZEROING: ZeroedValues | None = None
 _REGISTERED = False
 
 
@@ -76,6 +77,27 @@ class Capture:
         )
 
 
+@dataclass
+class ZeroedValues:
+    """While active, layer ``layer``'s attention gives query row r no contribution from key column
+    ``columns[r]`` (-1: none): that key's value counts as zero while every attention weight stays as
+    it is, which is Value Zeroing's intervention (Mohebbi et al. 2023). Other layers are untouched."""
+
+    layer: int
+    columns: torch.Tensor  # (rows,) long
+
+    def __enter__(self) -> ZeroedValues:
+        global _ZEROING
+        if _ZEROING is not None:
+            raise RuntimeError("a value zeroing is already active")
+        _ZEROING = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _ZEROING
+        _ZEROING = None
+
+
 def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int) -> torch.Tensor:
     """Which key positions each query row sees, read from the mask the model itself built.
 
@@ -97,6 +119,8 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     softcap = kwargs.pop("softcap", None)
+    if _ZEROING is not None and getattr(module, "layer_idx", None) == _ZEROING.layer:
+        return _zeroed_attention(module, query, key, value, attention_mask, scaling, softcap, _ZEROING.columns), None
     if _ACTIVE is None:  # nothing recorded: keys no query row can see may be dropped
         key, value, attention_mask = skip_invisible_keys(key, value, attention_mask)
     if softcap is not None:
@@ -146,6 +170,32 @@ def _record(module, query, key, value, attention_mask, output, scaling, softcap)
         if scaling is None:
             scaling = query.shape[-1] ** -0.5
         _ACTIVE.record(module, query, key, value, attention_mask, output, scaling, softcap)
+
+
+def _attention_weights(query, key, attention_mask, scaling, softcap):
+    """Eager attention weights (1, heads, rows, keys) in float32 or wider, grouped-query keys repeated."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    key = repeat_kv(key, query.shape[1] // key.shape[1])
+    dtype = torch.promote_types(query.dtype, torch.float32)  # at least float32, as eager softmax
+    logits = torch.matmul(query.to(dtype), key.to(dtype).transpose(2, 3)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    if attention_mask is not None:
+        mask = attention_mask[..., : key.shape[2]]
+        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask.to(dtype)
+    return torch.softmax(logits, dim=-1)
+
+
+def _zeroed_attention(module, query, key, value, attention_mask, scaling, softcap, columns: torch.Tensor) -> torch.Tensor:
+    """Attention output (batch, rows, heads, head_dim) with row r's weight on column ``columns[r]`` set to 0."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    weights = _attention_weights(query, key, attention_mask, scaling, softcap)
+    rows = torch.nonzero(columns >= 0).flatten().to(weights.device)
+    weights[:, :, rows, columns.to(weights.device)[rows]] = 0.0
+    value = repeat_kv(value, query.shape[1] // value.shape[1])
+    return torch.matmul(weights.to(value.dtype), value).transpose(1, 2).contiguous()
 
 
 def _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap):

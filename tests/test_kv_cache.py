@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import torch
 
 from gradellm_cli.kv_cache import cache_argument, returned_cache
-from gradellm_cli.methods.value_zeroing import zeroed_final_hidden
+from gradellm_cli.methods.value_occlusion import zeroed_final_hidden
 from gradellm_cli.metrics.engine import BatchedEngine, OneByOneEngine
 from gradellm_cli.metrics.hellinger import hellinger, probabilities
 

@@ -29,8 +29,10 @@ BASELINES = [
     "deeplift",
     "layer-gradient-x-activation",
     "value-zeroing",
+    "value-occlusion",
     "random",
 ]
+SOURCE_ONLY = ("value-zeroing", "value-occlusion")  # methods that score the source tokens only
 # Steps at which integrated gradients' raw attributions sum to within 5% of f(input) - f(zeros) on
 # the first SST-2 record with the probability target (measured: 0.8% on SmolLM2, 0.06% on Gemma-3).
 COMPLETENESS_STEPS = 32
@@ -144,9 +146,14 @@ def test_attention_matches_the_eager_models_attention_weights(explainer, classif
             out = eager(input_ids=targets.input_ids[None], use_cache=False, output_attentions=True)
         rows = out.attentions[-1][0, :, targets.positions, :].mean(dim=0).float()  # (steps, T)
         torch.testing.assert_close(run(explainer, prepared, "attention"), rows, rtol=1e-4, atol=1e-6)
+        every = torch.stack([layer[0, :, targets.positions, :].mean(dim=0) for layer in out.attentions]).mean(dim=0).float()
+        torch.testing.assert_close(run(explainer, prepared, "attention", attention_layers="all"), every, rtol=1e-4, atol=1e-6)
+    with pytest.raises(BadInput, match="--attention-layers"):
+        run(explainer, classification, "attention", attention_layers="first")
+    assert get_method("attention").config(MethodOptions(attention_layers="all")) == {"attention_layers": "all"}
 
 
-def test_value_zeroing_matches_a_hand_run_zeroing(explainer, classification):
+def test_value_occlusion_matches_a_hand_run_zeroing(explainer, classification):
     model, targets = explainer.model, classification.targets
     sources = torch.nonzero(targets.source_mask).flatten()
     chosen = [int(sources[0]), int(sources[len(sources) // 2])]
@@ -177,7 +184,7 @@ def test_value_zeroing_matches_a_hand_run_zeroing(explainer, classification):
     mask = torch.zeros_like(targets.source_mask)
     mask[chosen] = True
     restricted = type(targets)(targets.input_ids, targets.positions, targets.target_ids, mask)
-    scores = get_method("value-zeroing").attribute(model, restricted, MethodOptions(batch_size=2))
+    scores = get_method("value-occlusion").attribute(model, restricted, MethodOptions(batch_size=2))
     torch.testing.assert_close(scores[0, chosen], expected, rtol=1e-3, atol=1e-6)
     others = torch.ones(scores.shape[1], dtype=torch.bool)
     others[chosen] = False
@@ -209,12 +216,12 @@ def test_contract_at_every_generation_step(explainer, generation, name):
     assert scores.shape == (targets.steps, targets.input_ids.numel())
     assert scores.dtype == torch.float32 and scores.device.type == "cpu"
     assert torch.isfinite(scores).all()
-    if name == "value-zeroing":  # only source tokens are perturbed (the generated prefix never is)
+    if name in SOURCE_ONLY:  # only source tokens are perturbed (the generated prefix never is)
         assert (scores[:, ~targets.source_mask] == 0).all()
     for step, position in enumerate(targets.positions.tolist()):
         assert (scores[step, position + 1 :] == 0).all()
         assert scores[step, : position + 1].abs().sum() > 0
-    if explainer.model_name == "smollm2" and name != "value-zeroing":  # value zeroing scores source only
+    if explainer.model_name == "smollm2" and name not in SOURCE_ONLY:
         # SmolLM2's chat prompt holds <|im_end|> (its pad and end token): its rows must be there and
         # scored, one score per input id, never dropped.
         ends = torch.nonzero(targets.input_ids == explainer.tokenizer.convert_tokens_to_ids("<|im_end|>")).flatten()
@@ -224,7 +231,7 @@ def test_contract_at_every_generation_step(explainer, generation, name):
 
 def test_value_zeroing_distance_is_never_negative():
     """Rounding makes 1 - cos(a, a) about -1e-16 for many vectors; a negative score would void the record's metrics."""
-    from gradellm_cli.methods.value_zeroing import cosine_distance
+    from gradellm_cli.methods.value_occlusion import cosine_distance
 
     vectors = torch.randn(1000, 576, generator=torch.Generator().manual_seed(0))
     distances = cosine_distance(vectors, vectors.clone())

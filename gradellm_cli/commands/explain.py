@@ -24,6 +24,7 @@ from .options import (
     EXPLAIN_DEFAULTS,
     METHOD_DEFAULTS,
     Attention,
+    AttentionLayers,
     Balanced,
     BoolqContext,
     DataDir,
@@ -38,6 +39,7 @@ from .options import (
     ShuffleSeed,
     Target,
     TargetFn,
+    VzLayers,
 )
 
 EXAMPLES = """
@@ -105,6 +107,8 @@ def explain(
     ig_steps: IgSteps = METHOD_DEFAULTS.ig_steps,
     target_fn: TargetFn = METHOD_DEFAULTS.target_fn,
     batch_size: MethodBatchSize = METHOD_DEFAULTS.batch_size,
+    vz_layers: VzLayers = METHOD_DEFAULTS.vz_layers,
+    attention_layers: AttentionLayers = METHOD_DEFAULTS.attention_layers,
     output: str | None = typer.Option(None, "--output", "-o", help="JSONL file to append records to ('-' for stdout)."),
     seed: int = typer.Option(0, help="Seed for anything random (the random baseline)."),
     device: Device = "auto",
@@ -143,7 +147,10 @@ def explain(
         target=target,
         max_new_tokens=max_new_tokens,
         methods=parse_methods(method),
-        options=MethodOptions(layers=layers, attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size),
+        options=MethodOptions(
+            layers=layers, attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size,
+            vz_layers=vz_layers, attention_layers=attention_layers,
+        ),
         source_roles=roles,
         contrast=contrast,
     )

@@ -41,6 +41,8 @@ MaxNewTokens = Annotated[int, typer.Option(help="Tokens to generate and explain 
 Layers = Annotated[str, typer.Option(help="Grad-ELLM layers: all, last:N, or a list like 0,5,-1.")]
 Attention = Annotated[str, typer.Option(help="Grad-ELLM token weights: loosened (min-max) or softmax.")]
 IgSteps = Annotated[int, typer.Option(help="Integrated-gradients steps.")]
+VzLayers = Annotated[str, typer.Option(help="value-zeroing: mean of every layer's normalised row (all) or the last layer's (last).")]
+AttentionLayers = Annotated[str, typer.Option(help="attention baseline: the last layer's weights (last) or the mean over layers (all).")]
 TargetFn = Annotated[str, typer.Option(help="Gradient baselines explain the target's probability or logit.")]
 MethodBatchSize = Annotated[int, typer.Option(help="Batch size of methods that run many passes.")]
 Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]

@@ -17,6 +17,7 @@ from .options import (
     METRIC_DEFAULTS,
     PI_GRID_DEFAULT,
     Attention,
+    AttentionLayers,
     Balanced,
     BoolqContext,
     DataDir,
@@ -35,6 +36,7 @@ from .options import (
     SweepDevice,
     Target,
     TargetFn,
+    VzLayers,
 )
 
 EXAMPLES = """
@@ -82,6 +84,8 @@ def sweep(
     ig_steps: IgSteps = METHOD_DEFAULTS.ig_steps,
     target_fn: TargetFn = METHOD_DEFAULTS.target_fn,
     batch_size: MethodBatchSize = METHOD_DEFAULTS.batch_size,
+    vz_layers: VzLayers = METHOD_DEFAULTS.vz_layers,
+    attention_layers: AttentionLayers = METHOD_DEFAULTS.attention_layers,
     metrics: Metrics = "all",
     pi_grid: PiGrid = PI_GRID_DEFAULT,
     samples: Samples = METRIC_DEFAULTS.samples,
@@ -139,6 +143,8 @@ def sweep(
         ig_steps=ig_steps,
         target_fn=target_fn,
         batch_size=batch_size,
+        vz_layers=vz_layers,
+        attention_layers=attention_layers,
         seed=seed,
         dtype=dtype,
         device=device,

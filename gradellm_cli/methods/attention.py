@@ -1,5 +1,8 @@
 """Attention baseline: the last layer's attention weights from the target position, averaged over heads.
 
+``--attention-layers all`` averages the rows of every layer instead (inseq 0.7's default); ``last``,
+the paper's text, is the default.
+
 The model runs with gradellm's capturing attention (SDPA underneath, which never materialises the
 attention matrix), so the row is recomputed from what the last layer saw: the post-rotary query row
 of the target position and all keys, softmax(scaling * q . k) over the key positions that row may
@@ -19,6 +22,8 @@ from ..errors import BadInput
 from . import register
 from .base import Method, MethodOptions, Targets
 
+ATTENTION_LAYERS = ("last", "all")
+
 
 def attention_row(layer: LayerCapture, row: int) -> torch.Tensor:
     """The layer's attention weights (heads, T) of captured row ``row``; positions it cannot see get 0."""
@@ -33,10 +38,10 @@ def attention_row(layer: LayerCapture, row: int) -> torch.Tensor:
 @register
 class AttentionMethod(Method):
     name = "attention"
-    description = "Attention: the last layer's attention weights from the target position, averaged over heads"
+    description = "Attention: the last layer's (or every layer's) attention weights from the target position, averaged over heads"
 
     def config(self, options: MethodOptions) -> dict:
-        return {}
+        return {"attention_layers": options.attention_layers}
 
     @torch.no_grad()
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
@@ -45,6 +50,8 @@ class AttentionMethod(Method):
             model(input_ids=targets.input_ids[None].to(device), use_cache=False, logits_to_keep=1)
         if not capture.layers:
             raise BadInput("the attention method needs the model loaded with gradellm's capturing attention (the default)")
-        last = capture.layers[max(capture.layers)]
-        scores = torch.stack([attention_row(last, step).mean(dim=0) for step in range(targets.steps)])
-        return scores.float().cpu()
+        if options.attention_layers not in ATTENTION_LAYERS:
+            raise BadInput(f"unknown --attention-layers {options.attention_layers!r}: use last or all")
+        layers = [max(capture.layers)] if options.attention_layers == "last" else sorted(capture.layers)
+        rows = [torch.stack([attention_row(capture.layers[k], step).mean(dim=0) for step in range(targets.steps)]) for k in layers]
+        return torch.stack(rows).mean(dim=0).float().cpu()

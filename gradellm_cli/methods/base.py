@@ -54,6 +54,8 @@ class MethodOptions:
     batch_size: int = 16
     checkpoint: str = "auto"  # gradient checkpointing of the full backward path: auto (long inputs), on, off
     grad_path: str = "rows"  # Grad-ELLM: rows (the target rows against a cache) or full (forward+backward of everything)
+    attention_layers: str = "last"  # attention baseline: the last layer's row, or the mean of every layer's
+    vz_layers: str = "all"  # value-zeroing: the mean over all layers' normalised rows, or the last layer's
     record_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

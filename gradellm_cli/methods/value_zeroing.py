@@ -1,128 +1,128 @@
-"""Value Zeroing (Mohebbi et al., EACL 2023), adapted to explaining one prediction of a decoder.
+"""Value Zeroing (Mohebbi et al., EACL 2023), the paper's baseline, as inseq 0.7 computes it.
 
-The original method measures how much token i's representation at layer l changes when the value
-vector of token j is set to zero in that layer's attention (attention weights untouched), with the
-cosine distance, and builds a per-layer token-mixing matrix from it. Here each source token j is
-scored for the target position t (the position whose next-token prediction is explained):
+For the target row t (the position whose next-token prediction is explained), each layer l and each
+source token j at or before t: zero j's value vector in layer l only (every attention weight stays as
+it is), rerun layer l on its unchanged inputs, and score j by the cosine distance between layer l's
+original and perturbed output at row t. Each layer's row is divided by its sum over the positions
+scored (the source tokens; a row of zeros stays zero), and the score is the mean over layers
+(``--vz-layers all``, inseq 0.7's default) or the last layer's row (``--vz-layers last``). Template
+tokens and the continuation's tokens are never zeroed and score 0, as do positions after t.
 
-    score_j = 1 - cos(h_t, h_t^(-j))
-
-- h_t: the target position's final hidden representation, the output of the model's last norm,
-  which is exactly what the LM head reads (``model.base_model(...).last_hidden_state``).
-- h_t^(-j): the same with position j's value vectors zeroed **in every layer** at once, through a
-  forward hook on each layer's ``self_attn.v_proj`` output (so key/value heads, grouped-query
-  attention and any value norm all see the zero). Zeroing in every layer removes everything the
-  other positions could read from j through attention anywhere in the network, while j still takes
-  its share of each softmax (the method's defining difference from deleting j); measuring at the
-  final representation ties the score to the prediction, as Grad-ELLM's scores are. The per-layer
-  variant (zero one layer, measure at that layer, then roll out) costs layers x tokens forward
-  passes and explains layer mixing rather than the prediction, so it is not used.
-- Only source tokens (``targets.source_mask``) are perturbed; every other position scores 0, as does
-  every position after the target. Each step uses only the prefix ``input_ids[:t+1]``.
-
-Batched: the B = ``options.batch_size`` perturbations of one step run as one batch of B copies of
-the prefix, copy b zeroing its own position. Source positions are taken in order, B at a time, and
-the positions before the first one of a batch (m) are unaffected by any of its zeroings (causal
-attention), so they run once, unbatched, into a key/value cache that the B copies share; only the
-positions m..t run B times. Cost per step: one unperturbed forward pass plus one forward pass per
-source token j over positions from about j to t (on average about half the prefix when the source
-spans the prompt), in ceil(source tokens / B) batched passes; no backward pass.
+How it runs: layer l's output at row t depends on the positions before t only through layer l's
+keys and values, which zeroing j in layer l alone does not change before layer l. So a no-grad cache
+of the positions before t (:mod:`..prefill`) serves every perturbation, and row t is run alone against
+it (:mod:`..row_pass`), as many copies of it at once as there are tokens to zero: copy r sees the
+cache and itself, never the other copies, and in layer l its attention gives key j no contribution
+(:class:`..capture.ZeroedValues`); the pass stops after layer l. Copy 0 zeroes nothing: the clean
+output. Cost: for each layer, one pass of (source tokens + 1) single-position rows through the layers
+up to it, about (layers / 2) forward passes of one row per source token; no backward pass.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..capture import ZeroedValues
 from ..errors import BadInput
-from ..kv_cache import cache_argument, returned_cache
+from ..kv_cache import cache_argument
+from ..models import input_device
+from ..prefill import PrefixCache, fill_cache
+from ..row_pass import row_masks
 from . import register
 from .base import Method, MethodOptions, Targets
+from .value_occlusion import cosine_distance
+
+VZ_LAYERS = ("all", "last")
+ROWS_PER_PASS = 256  # copies of the target row run together (each is one position: memory stays small)
 
 
-def value_projections(model) -> list[torch.nn.Module]:
-    """Every attention layer's value projection (``...self_attn.v_proj``), in layer order."""
-    modules = [module for name, module in model.named_modules() if name.endswith("self_attn.v_proj")]
-    if not modules:
-        raise BadInput("value-zeroing needs attention layers with a self_attn.v_proj module; this model has none")
-    return modules
+class _Stop(Exception):
+    """Raised after the layer being measured: the layers above it are not needed."""
 
 
-def final_hidden(model, input_ids: torch.Tensor) -> torch.Tensor:
-    """(hidden,) final hidden state (after the last norm) at the last position of ``input_ids`` (L,)."""
-    return model.base_model(input_ids=input_ids[None], use_cache=False).last_hidden_state[0, -1]
+def decoder_layers(model) -> list[torch.nn.Module]:
+    """The decoder layers, in order (``model.base_model.layers`` in every transformers decoder)."""
+    layers = getattr(model.base_model, "layers", None)
+    if layers is None:
+        raise BadInput("value-zeroing needs a decoder whose layers are model.base_model.layers; this model has none")
+    return list(layers)
 
 
-def zeroed_final_hidden(model, prefix: torch.Tensor, zeroed: torch.Tensor) -> torch.Tensor:
-    """(B, hidden): the last position's final hidden state, copy b zeroing the values of ``zeroed[b]``.
-
-    ``zeroed`` is ascending; the positions before ``zeroed[0]`` run once into a shared cache.
-    """
-    count, start = zeroed.numel(), int(zeroed[0])
-    cache = None
-    if start > 0:
-        cache = returned_cache(model.base_model(input_ids=prefix[None, :start], use_cache=True))
-        cache.batch_repeat_interleave(count)
-    keep = torch.ones(count, prefix.numel() - start, 1, device=prefix.device)
-    keep[torch.arange(count, device=prefix.device), zeroed.to(prefix.device) - start] = 0.0
-    with ZeroValues(model, keep):
-        out = model.base_model(
-            input_ids=prefix[None, start:].expand(count, -1), **cache_argument(model.base_model, cache), use_cache=cache is not None
-        )
-    return out.last_hidden_state[:, -1]
+def normalise_rows(distances: torch.Tensor) -> torch.Tensor:
+    """Each layer's row divided by its sum (a row of zeros stays zero)."""
+    sums = distances.sum(dim=-1, keepdim=True)
+    return torch.where(sums > 0, distances / sums.clamp_min(torch.finfo(distances.dtype).tiny), torch.zeros_like(distances))
 
 
-class ZeroValues:
-    """Context: while active, multiply every layer's v_proj output by ``keep`` (B, L, 1)."""
-
-    def __init__(self, model, keep: torch.Tensor):
-        self.modules = value_projections(model)
-        self.keep = keep
-        self.handles: list = []
-
-    def _hook(self, module, inputs, output):
-        return output * self.keep.to(device=output.device, dtype=output.dtype)  # layers may sit on several devices
-
-    def __enter__(self) -> ZeroValues:
-        self.handles = [module.register_forward_hook(self._hook) for module in self.modules]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self.handles:
-            handle.remove()
+def layer_distances(model, input_ids: torch.Tensor, position: int, sources: torch.Tensor) -> torch.Tensor:
+    """(layers, len(sources)) float64: cosine distance of each layer's output at row ``position`` when
+    the source token ``sources[k]`` has its value zeroed in that layer alone."""
+    prefix, _ = fill_cache(model, input_ids[:position])  # nothing before the first position: an empty cache
+    layers = decoder_layers(model)
+    out = torch.zeros(len(layers), sources.numel(), dtype=torch.float64)
+    for layer in range(len(layers)):
+        for start in range(0, sources.numel(), ROWS_PER_PASS - 1):
+            chunk = sources[start : start + ROWS_PER_PASS - 1]
+            outputs = _zeroed_outputs(model, layers, layer, input_ids, position, prefix, chunk)
+            out[layer, start : start + chunk.numel()] = cosine_distance(outputs[1:], outputs[0][None]).cpu()
+    return out
 
 
-def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """1 - cos(a, b) along the last dimension, in float64 (small distances survive rounding).
+def _zeroed_outputs(model, layers, layer: int, input_ids, position: int, prefix: PrefixCache, chunk: torch.Tensor) -> torch.Tensor:
+    """Layer ``layer``'s output (1 + len(chunk), hidden) at row ``position``: copy 0 clean, copy r with
+    the value of ``chunk[r - 1]`` zeroed in that layer (the key column of a cached position, or the
+    copy's own column when the token is the target row itself)."""
+    device = input_device(model)
+    rows = chunk.numel() + 1
+    own = prefix.length + torch.arange(rows)
+    columns = torch.cat([torch.tensor([-1]), torch.where(chunk < position, chunk, own[1:])])
+    positions = torch.full((rows,), position)
+    masks = row_masks(model.config, positions, prefix.length, model.get_input_embeddings().weight.dtype, device)
+    if masks is None:
+        raise BadInput("value-zeroing: this model's attention layers are of a kind it cannot mask row by row")
+    kept: list[torch.Tensor] = []
 
-    Clamped at 0: for nearly identical vectors rounding can give about -1e-16, and a negative score
-    would make the metrics reject the whole record (they need non-negative importance scores).
-    """
-    return (1.0 - torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1)).clamp_min(0.0)
+    def keep_and_stop(module, inputs, output):
+        kept.append((output[0] if isinstance(output, tuple) else output)[0].detach())
+        raise _Stop
+
+    handle = layers[layer].register_forward_hook(keep_and_stop)
+    try:
+        with torch.no_grad(), prefix.borrowed() as cache, ZeroedValues(layer, columns):
+            model.base_model(
+                input_ids=input_ids[position].expand(rows)[None].to(device),
+                position_ids=positions[None].to(device),
+                attention_mask=masks,
+                use_cache=True,
+                **cache_argument(model.base_model, cache),
+            )
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return kept[0]
 
 
 @register
 class ValueZeroing(Method):
     name = "value-zeroing"
-    description = "Value Zeroing: cosine distance of the target's final hidden state when a token's values are zeroed in every layer"
+    description = (
+        "Value Zeroing (Mohebbi et al. 2023, as inseq): a token's values zeroed in one layer at a time, cosine distance of "
+        "that layer's output at the target row; each layer's row normalised, mean over layers (--vz-layers)"
+    )
 
     def config(self, options: MethodOptions) -> dict:
-        return {"zeroed_layers": "all", "distance": "cosine", "representation": "final_hidden"}
+        return {"vz_layers": options.vz_layers, "distance": "cosine", "representation": "layer_output"}
 
-    @torch.no_grad()
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
-        if options.batch_size < 1:
-            raise BadInput("--batch-size must be at least 1")
-        value_projections(model)  # fail early on a model without v_proj
-        device = model.get_input_embeddings().weight.device
+        if options.vz_layers not in VZ_LAYERS:
+            raise BadInput(f"unknown --vz-layers {options.vz_layers!r}: use all or last")
         scores = torch.zeros(targets.steps, targets.input_ids.numel())
         for step in range(targets.steps):
             position = int(targets.positions[step])
-            prefix = targets.input_ids[: position + 1].to(device)
             sources = torch.nonzero(targets.source_mask[: position + 1]).flatten()
             if sources.numel() == 0:
                 continue
-            reference = final_hidden(model, prefix)
-            for chunk in sources.split(options.batch_size):
-                zeroed = zeroed_final_hidden(model, prefix, chunk)
-                scores[step, chunk] = cosine_distance(zeroed, reference[None]).float().cpu()
+            rows = normalise_rows(layer_distances(model, targets.input_ids, position, sources))
+            scores[step, sources] = (rows.mean(dim=0) if options.vz_layers == "all" else rows[-1]).float()
         return scores

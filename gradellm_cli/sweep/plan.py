@@ -41,6 +41,8 @@ class SweepOptions:
     ig_steps: int = 50
     target_fn: str = "probability"
     batch_size: int = 16
+    vz_layers: str = "all"
+    attention_layers: str = "last"
     seed: int = 0
     dtype: str = "float32"
     device: str = "auto"
@@ -53,7 +55,10 @@ class SweepOptions:
 
     # options added after manifests were first written, with the value that earlier runs used: a
     # manifest without them reads as having these (so an earlier run folder still resumes)
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"]}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {
+        "continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"], "vz_layers": "all",
+        "attention_layers": "last",
+    }
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with tuples as lists, so a reread manifest compares equal."""

@@ -41,6 +41,8 @@ def explain_settings(options: SweepOptions, task: str, methods: tuple[str, ...])
         target_fn=options.target_fn,
         seed=options.seed,
         batch_size=options.batch_size,
+        vz_layers=options.vz_layers,
+        attention_layers=options.attention_layers,
     )
     return ExplainSettings(
         task=task,
