@@ -17,6 +17,7 @@ from ..explain import GIVEN, Explainer, ExplainSettings
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl, rewrite_jsonl
 from ..locks import sole_writer, truncate_for_overwrite
 from ..methods import MethodOptions, parse_methods
+from ..methods.grad_ellm import variant_options
 from ..progress import progress_bar
 from ..prompts import get_task
 from ..view import print_heatmap
@@ -30,15 +31,19 @@ from .options import (
     DataDir,
     Device,
     Dtype,
+    GradAt,
     IgSteps,
+    KvExpansion,
     Layers,
     MaxNewTokens,
     MethodBatchSize,
     Offset,
     Overwrite,
     ShuffleSeed,
+    Similarity,
     Target,
     TargetFn,
+    Variant,
     VzLayers,
 )
 
@@ -102,7 +107,11 @@ def explain(
     method: str = typer.Option("grad-ellm", help="Method name(s), comma-separated, or 'all' (see `gradellm methods`)."),
     target: Target = EXPLAIN_DEFAULTS.target,
     max_new_tokens: MaxNewTokens = EXPLAIN_DEFAULTS.max_new_tokens,
-    layers: Layers = METHOD_DEFAULTS.layers,
+    variant: Variant = "paper",
+    layers: Layers = None,
+    similarity: Similarity = None,
+    grad_at: GradAt = None,
+    kv_expansion: KvExpansion = None,
     attention: Attention = METHOD_DEFAULTS.attention,
     ig_steps: IgSteps = METHOD_DEFAULTS.ig_steps,
     target_fn: TargetFn = METHOD_DEFAULTS.target_fn,
@@ -148,8 +157,9 @@ def explain(
         max_new_tokens=max_new_tokens,
         methods=parse_methods(method),
         options=MethodOptions(
-            layers=layers, attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size,
+            attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size,
             vz_layers=vz_layers, attention_layers=attention_layers,
+            **variant_options(variant, layers=layers, similarity=similarity, grad_at=grad_at, kv_expansion=kv_expansion),
         ),
         source_roles=roles,
         contrast=contrast,

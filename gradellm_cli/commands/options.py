@@ -38,7 +38,17 @@ BoolqContext = Annotated[
 # Explaining.
 Target = Annotated[str, typer.Option(help="Classification target: predicted, gold, or a word.")]
 MaxNewTokens = Annotated[int, typer.Option(help="Tokens to generate and explain for generation tasks.")]
-Layers = Annotated[str, typer.Option(help="Grad-ELLM layers: all, last:N, or a list like 0,5,-1.")]
+Layers = Annotated[str | None, typer.Option(help="Grad-ELLM layers: all, last:N, or a list like 0,5,-1 (default: the --variant's).")]
+Variant = Annotated[
+    str, typer.Option(help="Grad-ELLM preset: paper (the paper's text) or port (the authors' code: raw-cosine, post-o, tiled, last:1).")
+]
+Similarity = Annotated[
+    str | None, typer.Option(help="Grad-ELLM token weights: rope-qk (q.k per head) or raw-cosine (default: --variant's).")
+]
+GradAt = Annotated[str | None, typer.Option(help="Grad-ELLM gradient before o_proj (pre-o) or after it (post-o) (default: --variant's).")]
+KvExpansion = Annotated[
+    str | None, typer.Option(help="Grad-ELLM grouped keys/values: grouped (as the model) or tiled (default: --variant's).")
+]
 Attention = Annotated[str, typer.Option(help="Grad-ELLM token weights: loosened (min-max) or softmax.")]
 IgSteps = Annotated[int, typer.Option(help="Integrated-gradients steps.")]
 VzLayers = Annotated[str, typer.Option(help="value-zeroing: mean of every layer's normalised row (all) or the last layer's (last).")]

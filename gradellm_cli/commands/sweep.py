@@ -23,7 +23,9 @@ from .options import (
     DataDir,
     Dtype,
     GenStride,
+    GradAt,
     IgSteps,
+    KvExpansion,
     Layers,
     MaskUnit,
     MaxNewTokens,
@@ -33,9 +35,11 @@ from .options import (
     PiGrid,
     Samples,
     ShuffleSeed,
+    Similarity,
     SweepDevice,
     Target,
     TargetFn,
+    Variant,
     VzLayers,
 )
 
@@ -79,7 +83,11 @@ def sweep(
     source_roles: str = typer.Option("user", help="Chats: roles whose content is the source (comma-separated, or all)."),
     target: Target = EXPLAIN_DEFAULTS.target,
     max_new_tokens: MaxNewTokens = EXPLAIN_DEFAULTS.max_new_tokens,
-    layers: Layers = METHOD_DEFAULTS.layers,
+    variant: Variant = "paper",
+    layers: Layers = None,
+    similarity: Similarity = None,
+    grad_at: GradAt = None,
+    kv_expansion: KvExpansion = None,
     attention: Attention = METHOD_DEFAULTS.attention,
     ig_steps: IgSteps = METHOD_DEFAULTS.ig_steps,
     target_fn: TargetFn = METHOD_DEFAULTS.target_fn,
@@ -108,6 +116,7 @@ def sweep(
     on it. A rerun with the same options resumes; with other options into the same folder it is refused.
     """
     from ..chat import parse_source_roles
+    from ..methods.grad_ellm import variant_options
     from ..sweep.manifest import build_manifest, check_or_write
     from ..sweep.plan import SweepOptions, build_plan, dataset_task, parse_limits, split_list
     from ..sweep.runner import metric_settings, run_sweep
@@ -138,7 +147,7 @@ def sweep(
         source_roles=parse_source_roles(source_roles),
         target=target,
         max_new_tokens=max_new_tokens,
-        layers=layers,
+        **variant_options(variant, layers=layers, similarity=similarity, grad_at=grad_at, kv_expansion=kv_expansion),
         attention=attention,
         ig_steps=ig_steps,
         target_fn=target_fn,

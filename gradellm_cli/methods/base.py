@@ -48,6 +48,9 @@ class MethodOptions:
 
     layers: str = "all"
     attention: str = "loosened"
+    similarity: str = "rope-qk"  # Grad-ELLM token weights: rope-qk (the paper's text) or raw-cosine (the authors' code)
+    grad_at: str = "pre-o"  # Grad-ELLM channel weights: gradient before o_proj (the paper's text) or after it (post-o)
+    kv_expansion: str = "grouped"  # Grad-ELLM grouped-query keys/values: grouped (as the model) or tiled
     ig_steps: int = 50
     target_fn: str = "probability"
     seed: int = 0

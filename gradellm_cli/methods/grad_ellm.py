@@ -4,15 +4,18 @@ For target logit l at position t and each selected layer k:
   w      = d l / d o_t            channel weights: gradient at the attention output before o_proj
   lam_i  = minmax_i(q_t . k_i)    token weights per head over the positions the head sees from t
   H_i^k  = ReLU( sum_h sum_d w[h,d] * lam_i^h * v_i^h[d] )
-and H_i = sum_k H_i^k.
+and H_i = sum_k H_i^k. The choices the paper's text leaves to its code (where the gradient is taken,
+how grouped keys and values are expanded, which similarity weighs the tokens) are options, with the
+paper's text as the default and the authors' code as ``--variant port`` (:mod:`.grad_ellm_math`).
 
 Two ways to get w, with the same numbers (tests compare them to 1e-5):
 
 * rows (default): a no-grad cache of the whole sequence (:mod:`..prefill`, usually the one the explain
   pipeline filled anyway), then one forward and one backward pass of the target rows alone against
   it (:mod:`..row_pass`): all steps of a continuation cost about one forward pass.
-* full (the reference, and the fallback for models the rows pass cannot serve): one forward pass over
-  the whole sequence with gradients, then one backward pass per step.
+* full (the reference, the fallback for models the rows pass cannot serve, and the path of the
+  ``post-o`` and ``raw-cosine`` choices): one forward pass over the whole sequence with gradients, then
+  one backward pass per step.
 """
 
 from __future__ import annotations
@@ -31,8 +34,58 @@ from ..prefill import PrefixCache, fill_cache
 from ..row_pass import fold_columns, head_logits, row_masks
 from . import register
 from .base import Method, MethodOptions, Targets, input_embeddings
+from .grad_ellm_math import (  # noqa: F401 - token_weights and layer_heatmap are re-exported for callers of this module
+    GRAD_AT,
+    KV_EXPANSIONS,
+    SIMILARITIES,
+    Semantics,
+    layer_heatmap,
+    layer_heatmaps,
+    raw_cosine_weights,
+    token_weights,
+)
 
 ATTENTION_MODES = ("loosened", "softmax")
+# --variant: presets of the four choices. paper: the paper's text (method notes); port: the authors'
+# code as a public port of it computes Grad-ELLM (last layer, raw cosine, gradient after o_proj, tiled).
+VARIANTS = {
+    "paper": {"similarity": "rope-qk", "grad_at": "pre-o", "kv_expansion": "grouped", "layers": "all"},
+    "port": {"similarity": "raw-cosine", "grad_at": "post-o", "kv_expansion": "tiled", "layers": "last:1"},
+}
+
+
+def variant_options(variant: str = "paper", **chosen: str | None) -> dict[str, str]:
+    """The four choices of a ``--variant`` preset, each replaced by the one given where it is not None."""
+    if variant not in VARIANTS:
+        raise BadInput(f"unknown --variant {variant!r}: use {' or '.join(VARIANTS)}")
+    return {name: chosen.get(name) or value for name, value in VARIANTS[variant].items()}
+
+
+def semantics_of(options: MethodOptions) -> Semantics:
+    """The options' choices, checked (one-line errors naming the option)."""
+    for flag, value, allowed in (
+        ("--attention", options.attention, ATTENTION_MODES),
+        ("--similarity", options.similarity, SIMILARITIES),
+        ("--grad-at", options.grad_at, GRAD_AT),
+        ("--kv-expansion", options.kv_expansion, KV_EXPANSIONS),
+    ):
+        if value not in allowed:
+            raise BadInput(f"unknown {flag} {value!r}: use {' or '.join(allowed)}")
+    if options.similarity == "raw-cosine" and options.attention == "softmax":
+        raise BadInput("--attention softmax weighs q.k after rotary embedding: it goes with --similarity rope-qk")
+    return Semantics(options.attention, options.similarity, options.grad_at, options.kv_expansion)
+
+
+def check_model(model, semantics: Semantics) -> None:
+    """Refuse a choice the model cannot take: post-o reads the hidden vector as heads x head_dim."""
+    config = model.config.get_text_config()
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    if semantics.grad_at == "post-o" and heads * head_dim != config.hidden_size:
+        raise BadInput(
+            f"--grad-at post-o needs the attention's query width ({heads} x {head_dim} = {heads * head_dim}) to equal the "
+            f"hidden size ({config.hidden_size}); this model's do not: use --grad-at pre-o"
+        )
 
 
 def select_layers(spec: str, n_layers: int) -> list[int]:
@@ -61,58 +114,6 @@ def _int(text: str, spec: str) -> int:
         raise BadInput(f"--layers {spec!r}: use all, last:N or a comma-separated list of layer numbers") from None
 
 
-def _per_head(vectors: torch.Tensor, kv_vectors: torch.Tensor, group: int) -> torch.Tensor:
-    """(n, heads, D) . (kv_heads, T, D) -> (kv_heads, n, group, T): query head h = k * group + g paired
-    with kv head k = h // group, the grouped-query mapping of transformers' ``repeat_kv``, without
-    copying keys or values. The (kv_heads, n, group) order is the one the batched product writes."""
-    rows, heads, dim = vectors.shape
-    grouped = vectors.float().reshape(rows, heads // group, group, dim).permute(1, 0, 2, 3).reshape(heads // group, rows * group, dim)
-    products = torch.bmm(grouped, kv_vectors.float().transpose(1, 2))
-    return products.view(heads // group, rows, group, -1)
-
-
-def _grouped_weights(layer: LayerCapture, rows: torch.Tensor, attention: str) -> torch.Tensor:
-    """lambda in the (kv_heads, n, group, T) layout of :func:`_per_head`."""
-    sims = _per_head(layer.query_rows[:, rows].transpose(0, 1), layer.keys, layer.kv_group)
-    visible = layer.visible[rows][None, :, None, :]
-    if attention == "softmax":
-        logits = sims * layer.scaling
-        if layer.softcap is not None:
-            logits = torch.tanh(logits / layer.softcap) * layer.softcap
-        return torch.softmax(logits.masked_fill(~visible, float("-inf")), dim=-1)
-    low = sims.masked_fill(~visible, float("inf")).amin(dim=-1, keepdim=True)
-    high = sims.masked_fill(~visible, float("-inf")).amax(dim=-1, keepdim=True)
-    span = high - low
-    # A head that sees a single key (or identical similarities) has nothing to rank: weight 1 each.
-    normalised = torch.where(span > 0, (sims - low) / span.clamp_min(torch.finfo(sims.dtype).tiny), 1.0)
-    return normalised.masked_fill_(~visible, 0.0)
-
-
-def token_weights_rows(layer: LayerCapture, rows: torch.Tensor, attention: str) -> torch.Tensor:
-    """lambda (n, heads, T) for captured rows ``rows``: min-max or softmax of q.k over visible keys, 0 elsewhere."""
-    weights = _grouped_weights(layer, rows, attention)
-    kv_heads, n, group, length = weights.shape
-    return weights.permute(1, 0, 2, 3).reshape(n, kv_heads * group, length)
-
-
-def layer_heatmaps(layer: LayerCapture, rows: torch.Tensor, channel_weights: torch.Tensor, attention: str) -> torch.Tensor:
-    """H^(k) (n, T) = ReLU(sum_h lambda_i^h * (w_h . v_i^h)) for one layer and the captured rows ``rows``,
-    ``channel_weights`` (n, heads, head_dim) being each row's gradient at the attention output."""
-    projected = _per_head(channel_weights, layer.values, layer.kv_group)
-    weighted = _grouped_weights(layer, rows, attention).mul_(projected)
-    return torch.relu(weighted.sum(dim=(0, 2)))
-
-
-def token_weights(layer: LayerCapture, row: int, attention: str) -> torch.Tensor:
-    """lambda (heads, T) for one captured row."""
-    return token_weights_rows(layer, torch.tensor([row]), attention)[0]
-
-
-def layer_heatmap(layer: LayerCapture, row: int, channel_weights: torch.Tensor, attention: str) -> torch.Tensor:
-    """H^(k) (T,) for one captured row; ``channel_weights`` (heads, head_dim)."""
-    return layer_heatmaps(layer, torch.tensor([row]), channel_weights[None], attention)[0]
-
-
 @register
 class GradELLM(Method):
     name = "grad-ellm"
@@ -121,19 +122,26 @@ class GradELLM(Method):
     def config(self, options: MethodOptions) -> dict:
         # the gradient path and checkpointing change memory and time, never the numbers (tests compare
         # them), so they are not part of the config
-        return {"layers": options.layers, "attention": options.attention}
+        return {
+            "layers": options.layers,
+            "attention": options.attention,
+            "similarity": options.similarity,
+            "grad_at": options.grad_at,
+            "kv_expansion": options.kv_expansion,
+        }
 
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
-        if options.attention not in ATTENTION_MODES:
-            raise BadInput(f"unknown --attention {options.attention!r}: use loosened or softmax")
+        semantics = semantics_of(options)
         if options.grad_path not in GRAD_PATHS:
             raise BadInput(f"unknown Grad-ELLM gradient path {options.grad_path!r}: use rows or full")
+        check_model(model, semantics)
         layers = select_layers(options.layers, model.config.get_text_config().num_hidden_layers)
-        if options.grad_path == "rows":
-            scores = attribute_rows(model, targets, layers, options.attention)
+        rows_can = semantics.similarity == "rope-qk" and semantics.grad_at == "pre-o"  # the others need the whole sequence's projections
+        if options.grad_path == "rows" and rows_can:
+            scores = attribute_rows(model, targets, layers, semantics)
             if scores is not None:
                 return scores
-        return attribute_full(model, targets, layers, options.attention, options.checkpoint)
+        return attribute_full(model, targets, layers, semantics, options.checkpoint)
 
 
 GRAD_PATHS = ("rows", "full")
@@ -154,25 +162,77 @@ def target_scalars(logits: torch.Tensor, targets: Targets, rows: slice | torch.T
 # -- the reference path: one forward+backward over the whole sequence ------------------------------------
 
 
-def attribute_full(model, targets: Targets, layers: list[int], attention: str, checkpoint: str = "auto") -> torch.Tensor:
+def attribute_full(model, targets: Targets, layers: list[int], semantics: Semantics | str, checkpoint: str = "auto") -> torch.Tensor:
     """Grad-ELLM from one forward pass of the whole sequence with gradients and one backward pass per step.
 
-    The reference that the rows path is tested against, and the fallback for models it cannot serve.
+    The reference that the rows path is tested against, the fallback for models it cannot serve, and
+    the path of the post-o and raw-cosine choices (which need projections of the whole sequence).
     """
+    if isinstance(semantics, str):
+        semantics = Semantics(attention=semantics)
     long_input = wants_checkpointing(checkpoint, targets.input_ids.numel())
-    with checkpointed_layers(model, enabled=long_input):
+    with checkpointed_layers(model, enabled=long_input), Projections(model, layers, semantics) as projections:
         capture, scalars = forward_with_capture(model, targets)
+        where = projections.post_o if semantics.grad_at == "post-o" else {k: capture.layers[k].output for k in layers}
         rows = {}
         for k in layers:  # keep only the target rows of each gradient, never the full (T, H, D) tensor
-            capture.layers[k].output.register_hook(partial(_keep_rows, rows, k, targets.positions))
-        earliest = capture.layers[layers[0]].output
+            where[k].register_hook(partial(_keep_rows, rows, k, targets.positions))
+        earliest = where[layers[0]]
         scores = torch.zeros(targets.steps, targets.input_ids.numel())
         for step in range(targets.steps):
             torch.autograd.grad(scalars[step], [earliest], retain_graph=step < targets.steps - 1)
-            # .to(): with --device map:auto the layers may sit on several devices
-            heatmap = sum(layer_heatmap(capture.layers[k], step, rows[k][step], attention).to(earliest.device) for k in layers)
+            heatmap = 0.0
+            for k in layers:  # .to(): with --device map:auto the layers may sit on several devices
+                layer = capture.layers[k]
+                weights = rows[k][step].reshape(layer.query_rows.shape[0], -1)  # (heads, head_dim), before or after o_proj
+                raw = projections.raw_weights(k, layer, step, int(targets.positions[step])) if projections.queries else None
+                heatmap = heatmap + layer_heatmap(layer, step, weights, semantics, raw).to(earliest.device)
             scores[step] = heatmap.detach().cpu()
     return scores
+
+
+class Projections:
+    """Forward hooks on the selected layers' attention for the choices that need more than the capture:
+    the raw q_proj and k_proj outputs (raw-cosine) and the attention module's output after o_proj
+    (post-o, kept in the autograd graph). Only the first forward is kept (a checkpointed layer runs twice)."""
+
+    def __init__(self, model, layers: list[int], semantics: Semantics):
+        self.layers, self.semantics = layers, semantics
+        decoder = getattr(model.base_model, "layers", None)
+        if decoder is None and (semantics.grad_at == "post-o" or semantics.similarity == "raw-cosine"):
+            raise BadInput("this Grad-ELLM choice needs decoder layers at model.base_model.layers; this model has none")
+        self.attention = {k: decoder[k].self_attn for k in layers} if decoder is not None else {}
+        self.post_o: dict[int, torch.Tensor] = {}
+        self.queries: dict[int, torch.Tensor] = {}
+        self.keys: dict[int, torch.Tensor] = {}
+        self.handles: list = []
+
+    def __enter__(self) -> Projections:
+        for k, attention in self.attention.items():
+            if self.semantics.grad_at == "post-o":
+                self.handles.append(attention.register_forward_hook(partial(self._keep, self.post_o, k, output_index=0)))
+            if self.semantics.similarity == "raw-cosine":
+                self.handles.append(attention.q_proj.register_forward_hook(partial(self._keep, self.queries, k, detach=True)))
+                self.handles.append(attention.k_proj.register_forward_hook(partial(self._keep, self.keys, k, detach=True)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    @staticmethod
+    def _keep(store: dict, layer: int, module, inputs, output, output_index: int | None = None, detach: bool = False) -> None:
+        if layer not in store:
+            value = output[output_index] if output_index is not None else output
+            store[layer] = value.detach() if detach else value
+
+    def raw_weights(self, layer: int, capture: LayerCapture, step: int, position: int) -> torch.Tensor:
+        """The raw-cosine lambda (T,) of one step (captured row ``step``, at ``position``)."""
+        head_dim = capture.query_rows.shape[-1]
+        keys = self.keys[layer][0]  # (T, kv_heads * head_dim)
+        group = capture.query_rows.shape[0] // (keys.shape[-1] // head_dim)
+        query = self.queries[layer][0, position][None]
+        return raw_cosine_weights(query, keys, capture.visible[step][None], group, head_dim, self.semantics.kv_expansion)[0]
 
 
 def _keep_rows(store: dict, layer: int, positions: torch.Tensor, grad: torch.Tensor) -> None:
@@ -198,7 +258,7 @@ def forward_with_capture(model, targets: Targets) -> tuple[Capture, torch.Tensor
 # -- the rows path: a cache of the sequence, then the target rows alone ----------------------------------
 
 
-def attribute_rows(model, targets: Targets, layers: list[int], attention: str) -> torch.Tensor | None:
+def attribute_rows(model, targets: Targets, layers: list[int], semantics: Semantics | str) -> torch.Tensor | None:
     """Grad-ELLM from a no-grad cache of the sequence and one forward+backward pass of the target rows.
 
     Exact for the reason in the method notes: the gradient of the logit at t reaches layer k's
@@ -214,14 +274,14 @@ def attribute_rows(model, targets: Targets, layers: list[int], attention: str) -
     scores = torch.zeros(targets.steps, targets.input_ids.numel())
     for start in range(0, targets.steps, ROWS_PER_PASS):
         rows = torch.arange(start, min(start + ROWS_PER_PASS, targets.steps))
-        batch = _rows_batch(model, targets, prefix, rows, reference[rows], layers, attention)
+        batch = _rows_batch(model, targets, prefix, rows, reference[rows], layers, semantics)
         if batch is None:
             return None
         scores[rows] = batch
     return scores
 
 
-def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor, reference: torch.Tensor, layers, attention):
+def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor, reference: torch.Tensor, layers, semantics):
     """Scores (len(rows), T) of the steps ``rows`` from one rows pass; None to fall back (see above)."""
     device = input_device(model)
     positions = targets.positions[rows]
@@ -255,7 +315,7 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
     out = torch.zeros(n, kv_length)
     for start in range(0, n, block):
         part = torch.arange(start, min(start + block, n))
-        heat = sum(layer_heatmaps(capture.layers[k], part, grad[0, part.to(grad.device)], attention).to(device)
+        heat = sum(layer_heatmaps(capture.layers[k], part, grad[0, part.to(grad.device)], semantics).to(device)
                    for k, grad in zip(layers, grads))
         out[part] = heat.detach().cpu()
     return fold_columns(out, positions, prefix.length)

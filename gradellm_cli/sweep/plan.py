@@ -37,6 +37,9 @@ class SweepOptions:
     target: str = "predicted"
     max_new_tokens: int = 20
     layers: str = "all"
+    similarity: str = "rope-qk"
+    grad_at: str = "pre-o"
+    kv_expansion: str = "grouped"
     attention: str = "loosened"
     ig_steps: int = 50
     target_fn: str = "probability"
@@ -57,7 +60,7 @@ class SweepOptions:
     # manifest without them reads as having these (so an earlier run folder still resumes)
     ADDED_LATER: ClassVar[dict[str, Any]] = {
         "continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"], "vz_layers": "all",
-        "attention_layers": "last",
+        "attention_layers": "last", "similarity": "rope-qk", "grad_at": "pre-o", "kv_expansion": "grouped",
     }
 
     def as_dict(self) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class Outcome:
 def explain_settings(options: SweepOptions, task: str, methods: tuple[str, ...]) -> ExplainSettings:
     method_options = MethodOptions(
         layers=options.layers,
+        similarity=options.similarity,
+        grad_at=options.grad_at,
+        kv_expansion=options.kv_expansion,
         attention=options.attention,
         ig_steps=options.ig_steps,
         target_fn=options.target_fn,
