@@ -457,3 +457,19 @@ def test_sliding_window_prefix_cache_is_exact(gemma3):
         assert engine.prefix_cached and engine.start == start
         fast, slow = engine.logits(masks), OneByOneEngine(gemma3.model, ids, mask).logits(masks)
         assert float(hellinger(probabilities(fast), probabilities(slow)).max()) < 1e-5
+
+
+def test_the_explained_row_is_never_perturbed_whatever_the_model(gemma3, smollm2):
+    """One rule: the record's last position (whose next-token prediction is explained) is never a
+    perturbed source token. Behind SmolLM2's chat template it is template anyway; in Gemma-3's plain
+    prompt it is the user's last token at a generation's first step, and is left out there too."""
+    from gradellm_cli.metrics.normalise import source_positions
+
+    assert source_positions([False, True, True, True]).tolist() == [1, 2]
+    for explainer, last_is_source in ((gemma3, True), (smollm2, False)):
+        settings = ExplainSettings(task="generate", max_new_tokens=2, methods=["random"])
+        first = explainer.explain("g", {"text": "The cat sat on the"}, settings)[0]
+        assert first["source_mask"][-1] is last_is_source
+        metric = evaluate_record(explainer.model, first, MetricSettings(metrics=("soft",), samples=1))
+        assert metric["kind"] == "metric"
+        assert metric["source_tokens"] == sum(first["source_mask"]) - (1 if last_is_source else 0)

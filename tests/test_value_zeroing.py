@@ -59,18 +59,23 @@ def test_each_layer_row_sums_to_one(explainer, short):
     torch.testing.assert_close(normalise_rows(distances).sum(dim=1), torch.ones(distances.shape[0], dtype=torch.float64))
 
 
-def test_the_target_row_itself_can_be_zeroed(gemma3):
-    """Without a chat template the explained position can be a source token (its value is then zeroed in
-    the row's own key column); the reference zeroes that position's v_proj row the same way."""
+def test_the_explained_row_is_never_zeroed_but_can_be_measured(gemma3):
+    """Without a chat template the explained position can be a source token (Gemma-3 base, a plain
+    prompt): the method never zeroes it (the metrics never perturb it either), while layer_distances
+    can, through the row's own key column, as the reference's v_proj row zeroing does."""
     ids = gemma3.tokenizer("The cat sat on the", return_tensors="pt")["input_ids"][0]
     position = ids.numel() - 1
-    targets = Targets(ids, torch.tensor([position]), ids[-1:], torch.ones(ids.numel(), dtype=torch.bool))
-    scored = list(range(1, ids.numel()))  # every token but <bos>, the target row among them
-    targets.source_mask[0] = False
+    source = torch.ones(ids.numel(), dtype=torch.bool)
+    source[0] = False  # <bos>
+    targets = Targets(ids, torch.tensor([position]), ids[-1:], source)
+    scored = list(range(1, position))
     reference = reference_layer_rows(eager_model(gemma3.source), ids, position, scored)
     scores = get_method("value-zeroing").attribute(gemma3.model, targets, MethodOptions())[0]
+    assert scores[position] == 0
     torch.testing.assert_close(scores[scored].double(), reference.mean(dim=0), rtol=0, atol=1e-5)
-    assert scores[position] > 0
+    with_row = list(range(1, position + 1))
+    rows = normalise_rows(layer_distances(gemma3.model, ids, position, torch.tensor(with_row)))
+    torch.testing.assert_close(rows, reference_layer_rows(eager_model(gemma3.source), ids, position, with_row), rtol=0, atol=1e-4)
 
 
 def test_value_zeroing_options_are_checked_and_recorded(smollm2):

@@ -16,7 +16,8 @@ for the target position t (the position whose next-token prediction is explained
   its share of each softmax (the difference from deleting j); measuring at the final representation
   ties the score to the prediction. That makes it close to the metrics' own intervention (zeroing a
   token's input), which is why it scores so well on them; the paper's baseline is ``value-zeroing``.
-- Only source tokens (``targets.source_mask``) are perturbed; every other position scores 0, as does
+- Only source tokens (``targets.source_mask``) before the explained row are perturbed (the row's own
+  token never is, as in the metrics); every other position scores 0, as does
   every position after the target. Each step uses only the prefix ``input_ids[:t+1]``.
 
 Batched: the B = ``options.batch_size`` perturbations of one step run as one batch of B copies of
@@ -117,7 +118,7 @@ class ValueOcclusion(Method):
         for step in range(targets.steps):
             position = int(targets.positions[step])
             prefix = targets.input_ids[: position + 1].to(device)
-            sources = torch.nonzero(targets.source_mask[: position + 1]).flatten()
+            sources = torch.nonzero(targets.source_mask[:position]).flatten()  # the explained row itself is never zeroed
             if sources.numel() == 0:
                 continue
             reference = final_hidden(model, prefix)

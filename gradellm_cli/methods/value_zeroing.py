@@ -1,12 +1,13 @@
 """Value Zeroing (Mohebbi et al., EACL 2023), the paper's baseline, as inseq 0.7 computes it.
 
 For the target row t (the position whose next-token prediction is explained), each layer l and each
-source token j at or before t: zero j's value vector in layer l only (every attention weight stays as
-it is), rerun layer l on its unchanged inputs, and score j by the cosine distance between layer l's
-original and perturbed output at row t. Each layer's row is divided by its sum over the positions
-scored (the source tokens; a row of zeros stays zero), and the score is the mean over layers
-(``--vz-layers all``, inseq 0.7's default) or the last layer's row (``--vz-layers last``). Template
-tokens and the continuation's tokens are never zeroed and score 0, as do positions after t.
+source token j before t (the row's own token is never zeroed, as in the metrics): zero j's value
+vector in layer l only (every attention weight stays as it is), rerun layer l on its unchanged inputs,
+and score j by the cosine distance between layer l's original and perturbed output at row t. Each
+layer's row is divided by its sum over the positions scored (the source tokens; a row of zeros stays
+zero), and the score is the mean over layers (``--vz-layers all``, inseq 0.7's default) or the last
+layer's row (``--vz-layers last``). Template tokens and the continuation's tokens are never zeroed and
+score 0, as do positions after t.
 
 How it runs: layer l's output at row t depends on the positions before t only through layer l's
 keys and values, which zeroing j in layer l alone does not change before layer l. So a no-grad cache
@@ -120,7 +121,7 @@ class ValueZeroing(Method):
         scores = torch.zeros(targets.steps, targets.input_ids.numel())
         for step in range(targets.steps):
             position = int(targets.positions[step])
-            sources = torch.nonzero(targets.source_mask[: position + 1]).flatten()
+            sources = torch.nonzero(targets.source_mask[:position]).flatten()  # the explained row itself is never zeroed
             if sources.numel() == 0:
                 continue
             rows = normalise_rows(layer_distances(model, targets.input_ids, position, sources))

@@ -10,10 +10,17 @@ from .errors import MetricError
 
 
 def source_positions(source_mask: Sequence[bool]) -> np.ndarray:
-    """Indices of the source tokens (the user's text), ascending."""
-    positions = np.flatnonzero(np.asarray(source_mask, dtype=bool))
+    """Indices of the source tokens (the user's text) before the explained row, ascending.
+
+    The record's last position is the row whose next-token prediction is explained: its own token is
+    where the prediction is read, not context, so it is never perturbed nor scored, whatever the
+    model. Behind a chat template it is always template; in a plain-text prompt without one (Gemma-3
+    base) it can be the user's last token, at a generation's first step.
+    """
+    flags = np.asarray(source_mask, dtype=bool)
+    positions = np.flatnonzero(flags[:-1])
     if positions.size == 0:
-        raise MetricError("the record has no source tokens to score or perturb")
+        raise MetricError("the record has no source tokens before the explained position to score or perturb")
     return positions
 
 
