@@ -147,16 +147,18 @@ def _print_all(records: Iterator[dict[str, Any]], all_tokens: bool, view: dict[s
         if view["by"] == "token" and top_p is None:
             print_heatmap(console, record, all_tokens)  # exactly what `explain` prints
             continue
-        console.print(heatmap_header(record))
-        try:
+        note = None
+        try:  # before the header: a record that cannot be shown this way ends the run with nothing half-printed
             units, summary = display_units(record, all_tokens=all_tokens, top_p=top_p, **view)
-            if summary is not None:
-                console.print(summary.describe(), style="dim", markup=False, highlight=False)
+            note = None if summary is None else (summary.describe(), "dim")
         except BadInput:
             raise
         except GradellmError as exc:  # scores the pi transform is undefined for
-            console.print(f"top-p view unavailable: {exc.message}", style="yellow", markup=False, highlight=False)
+            note = (f"top-p view unavailable: {exc.message}", "yellow")
             units, _ = display_units(record, all_tokens=all_tokens, **view)
+        console.print(heatmap_header(record))
+        if note is not None:
+            console.print(note[0], style=note[1], markup=False, highlight=False)
         if view["by"] == "message":
             for unit in units:  # one line per message, its role in front
                 console.print(Text(f"[{unit.label}] ", style="bold") + units_text([unit], numbers=plain))
