@@ -172,19 +172,27 @@ def _record(module, query, key, value, attention_mask, output, scaling, softcap)
         _ACTIVE.record(module, query, key, value, attention_mask, output, scaling, softcap)
 
 
-def _attention_weights(query, key, attention_mask, scaling, softcap):
-    """Eager attention weights (1, heads, rows, keys) in float32 or wider, grouped-query keys repeated."""
+def _attention_weights(query, key, attention_mask, scaling, softcap, dtype: torch.dtype | None = None):
+    """Eager attention weights (batch, heads, rows, keys), softmax in float32, grouped-query keys repeated.
+
+    The logits are computed in ``dtype`` (default: the query's, widened to float32). Without a mask the
+    attention is plain causal, the query rows being the last ones (a cached decode step sees every key).
+    """
     from transformers.integrations.sdpa_attention import repeat_kv
 
     key = repeat_kv(key, query.shape[1] // key.shape[1])
-    dtype = torch.promote_types(query.dtype, torch.float32)  # at least float32, as eager softmax
+    dtype = dtype or torch.promote_types(query.dtype, torch.float32)
     logits = torch.matmul(query.to(dtype), key.to(dtype).transpose(2, 3)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
-    if attention_mask is not None:
-        mask = attention_mask[..., : key.shape[2]]
-        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask.to(dtype)
-    return torch.softmax(logits, dim=-1)
+    if attention_mask is None:
+        attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril(key.shape[2] - query.shape[2])
+    mask = attention_mask[..., : key.shape[2]]
+    if mask.dtype == torch.bool:
+        logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+    else:
+        logits = logits + mask.to(logits.dtype)
+    return torch.softmax(logits, dim=-1, dtype=torch.float32)
 
 
 def _zeroed_attention(module, query, key, value, attention_mask, scaling, softcap, columns: torch.Tensor) -> torch.Tensor:
@@ -202,20 +210,8 @@ def _softcapped_attention(module, query, key, value, attention_mask, scaling, so
     """Eager attention with logit soft-capping (Gemma-2 style), which SDPA cannot express."""
     from transformers.integrations.sdpa_attention import repeat_kv
 
-    group = query.shape[1] // key.shape[1]
-    key, value = repeat_kv(key, group), repeat_kv(value, group)
-    logits = torch.matmul(query, key.transpose(2, 3)) * scaling
-    logits = torch.tanh(logits / softcap) * softcap
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            logits = logits.masked_fill(~attention_mask[..., : key.shape[2]], torch.finfo(logits.dtype).min)
-        else:
-            logits = logits + attention_mask[..., : key.shape[2]]
-    else:
-        # no mask: plain causal, the query rows being the last ones (a cached decode step sees every key)
-        causal = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril(key.shape[2] - query.shape[2])
-        logits = logits.masked_fill(~causal, torch.finfo(logits.dtype).min)
-    weights = torch.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = _attention_weights(query, key, attention_mask, scaling, softcap, dtype=query.dtype).to(query.dtype)
+    value = repeat_kv(value, query.shape[1] // value.shape[1])
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 

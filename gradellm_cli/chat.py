@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .errors import BadInput
-from .prompts import Prompt, _template_trims, fill_slots, placeholder, tokenise_spans
+from .prompts import Prompt, _template_trims, check_length, fill_slots, placeholder, tokenise_spans
 
 ROLES = ("system", "user", "assistant", "tool")
 DEFAULT_SOURCE_ROLES = ("user",)
@@ -79,7 +79,9 @@ def _need_source(messages: list[dict[str, str]], source_roles: tuple[str, ...]) 
         raise BadInput(f"no message before the reply has a source role ({', '.join(source_roles)}); see --source-roles")
 
 
-def build_chat_prompt(tokenizer, messages: list[dict[str, str]], source_roles: tuple[str, ...]) -> Prompt:
+def build_chat_prompt(
+    tokenizer, messages: list[dict[str, str]], source_roles: tuple[str, ...], max_tokens: int | None = None
+) -> Prompt:
     """Render ``messages`` (the prompt part of a chat) with a generation prompt, tokenise and flag them."""
     _need_source(messages, source_roles)
     slots = [placeholder(i, "MESSAGE") for i in range(len(messages))]
@@ -92,6 +94,7 @@ def build_chat_prompt(tokenizer, messages: list[dict[str, str]], source_roles: t
             raise BadInput(f"the model's chat template does not show message {i + 1} ({messages[i]['role']}) as it is")
     text, spans = fill_slots(rendered, list(zip(slots, contents)))
     ids, inside, special = tokenise_spans(tokenizer, text, spans, bos=not chat)
+    check_length(len(ids), max_tokens)
     source = [k >= 0 and messages[k]["role"] in source_roles and not s for k, s in zip(inside, special)]
     if not any(source):
         raise BadInput(f"the source messages ({', '.join(source_roles)}) hold no text")

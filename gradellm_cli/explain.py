@@ -197,12 +197,10 @@ class Explainer:
                               list(task.label_words), label_ids)
 
     def _classification_contrast(self, task: Task, prompt: Prompt, settings: ExplainSettings) -> torch.Tensor | None:
+        """The contrast word as the next token, tokenised like the label words."""
         if settings.contrast is None:
             return None
-        ids = self.tokenizer(prompt.label_prefix + settings.contrast, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise BadInput(f"--contrast {settings.contrast!r} is {len(ids)} tokens for this model, not one")
-        return torch.tensor(ids)
+        return torch.tensor(label_token_ids(task, self.tokenizer, prompt, (settings.contrast,), what="--contrast"))
 
     @staticmethod
     def _gold_index(task: Task, label: str | None) -> int:
@@ -219,9 +217,7 @@ class Explainer:
         context, reply = split_reply(checked)
         if reply is not None and continuation is not None:
             raise BadInput("a chat ending with an assistant message already has its continuation; give one or the other")
-        prompt = build_chat_prompt(self.tokenizer, context, settings.source_roles)
-        if self.context_length and prompt.input_ids.numel() > self.context_length:
-            raise BadInput(f"input is {prompt.input_ids.numel()} tokens, longer than the model's context of {self.context_length}")
+        prompt = build_chat_prompt(self.tokenizer, context, settings.source_roles, self.context_length)
         return self._generation(record_id, "chat", prompt, settings, None, reply if reply is not None else continuation)
 
     def _generation(

@@ -125,8 +125,7 @@ def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int 
         values = _trimmed_edges(task, values)
     text, spans = _fill(rendered, task.fields, values)
     ids, source = _tokenise(tokenizer, text, spans, bos=not chat)
-    if max_tokens is not None and len(ids) > max_tokens:
-        raise BadInput(f"input is {len(ids)} tokens, longer than the model's context of {max_tokens}")
+    check_length(len(ids), max_tokens)
     return Prompt(
         text=text,
         input_ids=torch.tensor(ids, dtype=torch.long),
@@ -136,6 +135,12 @@ def build_prompt(task: Task, tokenizer, values: dict[str, str], max_tokens: int 
         # "Positive" at the start of a line (after "<|im_start|>assistant\n")
         label_prefix="" if text[-1:].isspace() else " ",
     )
+
+
+def check_length(tokens: int, max_tokens: int | None) -> None:
+    """A prompt longer than the model's context is bad input (None: no known limit)."""
+    if max_tokens is not None and tokens > max_tokens:
+        raise BadInput(f"input is {tokens} tokens, longer than the model's context of {max_tokens}")
 
 
 _TRIMS: dict[str, bool] = {}  # by chat template: trimming is the template's, whatever the tokenizer
@@ -253,12 +258,15 @@ def _adds_bos(tokenizer) -> bool:
     return bool(probe) and probe[0] == bos
 
 
-def label_token_ids(task: Task, tokenizer, prompt: Prompt, words: tuple[str, ...] | None = None) -> list[int]:
-    """The single token id of each label word as the model's next token; error when it is not one token."""
+def label_token_ids(
+    task: Task, tokenizer, prompt: Prompt, words: tuple[str, ...] | None = None, what: str = "label word"
+) -> list[int]:
+    """The single token id of each label word as the model's next token; error (naming it as ``what``)
+    when it is not one token."""
     result = []
     for word in words or task.label_words:
         ids = tokenizer(prompt.label_prefix + word, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
-            raise BadInput(f"label word {word!r} is {len(ids)} tokens for this model, not one")
+            raise BadInput(f"{what} {word!r} is {len(ids)} tokens for this model, not one")
         result.append(ids[0])
     return result

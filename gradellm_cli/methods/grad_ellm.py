@@ -197,7 +197,7 @@ class Projections:
     (post-o, kept in the autograd graph). Only the first forward is kept (a checkpointed layer runs twice)."""
 
     def __init__(self, model, layers: list[int], semantics: Semantics):
-        self.layers, self.semantics = layers, semantics
+        self.semantics = semantics
         decoder = getattr(model.base_model, "layers", None)
         if decoder is None and (semantics.grad_at == "post-o" or semantics.similarity == "raw-cosine"):
             raise BadInput("this Grad-ELLM choice needs decoder layers at model.base_model.layers; this model has none")
