@@ -91,6 +91,14 @@ def test_terminal_view_shows_source_tokens_and_passes_over_other_records(heatmap
     assert "<|im_start|>" in ok(invoke(str(heatmaps), "--all-tokens"))
 
 
+def test_several_files_are_shown_in_turn_and_stdin_is_read_once(tmp_path, heatmaps):
+    second = tmp_path / "second.jsonl"
+    second.write_bytes(orjson.dumps(make("r9", "random", MOVIE, MOVIE_SCORES)) + b"\n")
+    out = ok(invoke(str(heatmaps), str(second)))
+    assert out.count("target 'Positive'") == 4 and out.index("r1") < out.index("r9")
+    assert "can be read once" in failure(invoke("-", "-"), BadInput)
+
+
 def test_filters_by_id_and_method(heatmaps):
     out = ok(invoke(str(heatmaps), "--id", "r1", "--method", "saliency"))
     assert out.count("target 'Positive'") == 1 and "saliency" in out and "grad-ellm" not in out

@@ -558,3 +558,50 @@ def test_cost_table_sums_each_inputs_heatmap_seconds_and_keeps_evaluation_second
     assert "Not ranked." in (run / "cost.md").read_text() and "**" not in (run / "cost.md").read_text().split("\n", 3)[3]
     plain = table(report_tables(collect(write(tmp_path / "m.jsonl", metrics))), "cost")
     assert {column.metric.field for column in plain.columns} == {"seconds"}
+
+
+def test_runs_that_add_methods_are_reported_with_the_published_run_as_one_table(app, tmp_path):
+    """A published run plus runs of the paper's baselines, Grad-ELLM as the authors' code computes it and
+    attention over all layers: one Table 1, each variant a row of its own by its config, tested against
+    Grad-ELLM on the inputs they share; several sources need --table-out (no run's own tables overwritten)."""
+    paper = {"heatmap": {"task": "sentiment", "attention": "loosened", "layers": "all", "attention_layers": "last"}}
+    published = [metric(f"sst2-test-{i}", m, value=0.5 + 0.01 * i + (m == "grad-ellm") * 0.1, config=paper)
+                 for i in range(6) for m in ("grad-ellm", "attention")]
+    port = {"heatmap": {"task": "sentiment", "attention": "loosened", "similarity": "raw-cosine", "grad_at": "post-o",
+                        "kv_expansion": "tiled", "layers": "last:1"}}
+    every_layer = {"heatmap": {"task": "sentiment", "attention_layers": "all"}}
+    zeroing = {"heatmap": {"task": "sentiment", "vz_layers": "all"}}
+    write(tmp_path / "paper" / "metrics.jsonl", published)
+    write(tmp_path / "new" / "port" / "metrics.jsonl", [metric(f"sst2-test-{i}", "grad-ellm", value=0.4, config=port) for i in range(6)])
+    write(tmp_path / "new" / "attention-all" / "metrics.jsonl",
+          [metric(f"sst2-test-{i}", "attention", value=0.45, config=every_layer) for i in range(4)])
+    write(tmp_path / "new" / "value-zeroing" / "metrics.jsonl",
+          [metric(f"sst2-test-{i}", "value-zeroing", value=0.3, config=zeroing) for i in range(6)])
+    collection = collect([tmp_path / "paper", tmp_path / "new"])
+    assert collection.methods == ["grad-ellm", "grad-ellm (port)", "attention", "attention (all layers)", "value-zeroing"]
+    t1 = table(report_tables(collection), "table1")
+    assert t1.cells[("attention (all layers)", Column("sst2", AUC_NS))].n == 4
+    test = next(t for t in t1.tests if t.baseline == "grad-ellm (port)" and t.metric == AUC_NS)
+    assert test.pairs == 6 and test.difference == pytest.approx(0.6 + 0.025 - 0.4)
+    refused = invoke(app, "render", "--table", str(tmp_path / "paper"), str(tmp_path / "new"))
+    assert refused.exit_code != 0 and "--table-out" in refused.output and not (tmp_path / "paper" / "table1.md").exists()
+    result = invoke(app, "render", "--table", str(tmp_path / "paper"), str(tmp_path / "new"), "--table-out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "out" / "table1.md").read_text()
+    assert "| `grad-ellm (port)` |" in written and "| `attention (all layers)` |" in written and "| `value-zeroing` |" in written
+
+
+def test_a_metric_setting_named_in_a_later_release_compares_as_its_earlier_value(tmp_path):
+    """0.1.0 records do not name the pi squeeze formula, 0.2.0 and later do: the same formula, so they
+    report together; another formula would not."""
+    from gradellm_cli.metrics.pi_transform import SQUEEZE
+    from gradellm_cli.reports.load import NAMED_LATER
+
+    assert NAMED_LATER["pi_squeeze"] == SQUEEZE
+    old = write(tmp_path / "old.jsonl", [metric("sst2-test-0", "grad-ellm", config={"pi_grid": PI, "heatmap": {"task": "sentiment"}})])
+    named = {"pi_grid": PI, "pi_squeeze": SQUEEZE, "heatmap": {"task": "sentiment"}}
+    new = write(tmp_path / "new.jsonl", [metric("sst2-test-1", "grad-ellm", config=named)])
+    assert len(collect([old, new]).rows) == 2
+    other = write(tmp_path / "other.jsonl", [metric("sst2-test-2", "grad-ellm", config=named | {"pi_squeeze": "s"})])
+    with pytest.raises(BadInput, match="different settings"):
+        collect([old, other])

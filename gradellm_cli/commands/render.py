@@ -42,6 +42,8 @@ Examples:
 
   gradellm render --table RUN_DIR                      # Tables 1, 2, 4/5 and cost of metric records, .md and .csv
 
+  gradellm render --table runs/paper runs/baselines --table-out tables/   # several runs as one report
+
   gradellm render metrics.jsonl --plot pi_curves.png   # pi-Soft-NS/NC vs pi, one line per method
 
   gradellm render RUN_DIR --plot fig2.png --dataset imdb --model smollm2   # the paper's Figure 2
@@ -51,8 +53,10 @@ REQUIRED = ("id", "model", "method", "tokens", "source_mask", "scores", "target_
 
 
 def render(
-    heatmaps: str = typer.Argument(
-        ..., help="Heatmap JSONL file written by `gradellm explain` ('-' for stdin); with --table/--plot, metric records or a run folder."
+    sources: list[str] = typer.Argument(
+        ..., metavar="FILE", show_default=False,
+        help="Heatmap JSONL files written by `gradellm explain` ('-' for stdin); with --table/--plot, metric files or run folders "
+        "(several are reported as one).",
     ),
     words: bool = typer.Option(False, "--words", help="Words, scored by their tokens' max: --by word --reduce max."),
     by: str = typer.Option("token", "--by", help="Units: token, word, sentence or message (chats)."),
@@ -75,12 +79,12 @@ def render(
     model: str | None = typer.Option(None, "--model", help="With --plot: only these models, comma-separated."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals and paired tests of --table."),
 ) -> None:
-    """Show the heatmaps in a JSONL file: coloured tokens in the terminal, or an HTML page with the
+    """Show the heatmaps in JSONL files: coloured tokens in the terminal, or an HTML page with the
     methods side by side for each input. With --table or --plot: report metric records."""
     if (dataset is not None or model is not None) and plot is None:
         raise BadInput("--dataset and --model go with --plot")
     if table or plot is not None or table_out is not None:
-        _report(heatmaps, table, table_out, plot, seed, {"method": method, "dataset": dataset, "model": model})
+        _report(sources, table, table_out, plot, seed, {"method": method, "dataset": dataset, "model": model})
         return
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise BadInput(f"--top-p takes a pi in (0, 1], not {top_p:g}")
@@ -96,9 +100,12 @@ def render(
     ids = _split(record_id)
     methods = None if method in (None, "all") else _split([method])
     skipped: Counter[str] = Counter()
-    records = _heatmaps(heatmaps, ids, methods, skipped)
+    if sources.count("-") > 1:
+        raise BadInput("stdin ('-') can be read once")
+    records = (record for path in sources for record in _heatmaps(path, ids, methods, skipped))
+    named = ", ".join(sources)
     if html is not None:
-        count = _write_html(html, list(records), heatmaps, all_tokens, view, top_p)
+        count = _write_html(html, list(records), sources, all_tokens, view, top_p)
     else:
         count = _print_all(records, all_tokens, view, top_p)
     if skipped:
@@ -106,7 +113,7 @@ def render(
         print(f"gradellm: note: passed over {kinds} record(s) (not heatmaps)", file=sys.stderr)
     if not count:
         wanted = " matching --id/--method" if ids or methods else ""
-        raise NotFound(f"no heatmap records{wanted} in {heatmaps}")
+        raise NotFound(f"no heatmap records{wanted} in {named}")
 
 
 def _split(values: list[str] | None) -> set[str] | None:
@@ -182,10 +189,12 @@ def units_text(units: list[Unit], numbers: bool = False) -> Text:
     return text
 
 
-def _write_html(path: str, records: list[dict[str, Any]], source: str, all_tokens: bool, view: dict[str, str], top_p: float | None) -> int:
+def _write_html(
+    path: str, records: list[dict[str, Any]], sources: list[str], all_tokens: bool, view: dict[str, str], top_p: float | None
+) -> int:
     if not records:
         return 0
-    title = f"gradellm heatmaps: {Path(source).name if source != '-' else 'stdin'}"
+    title = "gradellm heatmaps: " + ", ".join(Path(name).name if name != "-" else "stdin" for name in sources)
     page = html_page(records, title=title, all_tokens=all_tokens, top_p=top_p, **view)
     try:
         target = Path(path)
@@ -198,23 +207,25 @@ def _write_html(path: str, records: list[dict[str, Any]], source: str, all_token
     return len(records)
 
 
-def _report(source: str, table: bool, table_out: str | None, plot: str | None, seed: int, only: dict[str, str | None]) -> None:
+def _report(sources: list[str], table: bool, table_out: str | None, plot: str | None, seed: int, only: dict[str, str | None]) -> None:
     """--table / --plot: the reports of ``gradellm_cli.reports`` (imported here: the heatmap views need none of it)."""
     from ..reports import collect, plot_pi_curves, write_reports
 
-    if source == "-":
-        raise BadInput("--table and --plot read a metrics file or a run folder, not stdin")
+    if "-" in sources:
+        raise BadInput("--table and --plot read metric files or run folders, not stdin")
     if table_out is not None and not table:
         raise BadInput("--table-out goes with --table")
+    paths = [Path(source) for source in sources]
+    named = ", ".join(sources)
     if table:
-        written = write_reports(Path(source), table_out, seed=seed, console=Console())
+        written = write_reports(paths if len(paths) > 1 else paths[0], table_out, seed=seed, console=Console())
         print(f"gradellm: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
     if plot is not None:
-        collection = collect(Path(source))
+        collection = collect(paths)
         for field, value in only.items():  # --method, --dataset, --model
             wanted = None if value in (None, "all") else _split([value])
             if wanted is not None:
                 collection.rows = [row for row in collection.rows if row[field] in wanted]
                 if not collection.rows:
-                    raise NotFound(f"no metric records of {field}(s) {', '.join(sorted(wanted))} in {source}")
+                    raise NotFound(f"no metric records of {field}(s) {', '.join(sorted(wanted))} in {named}")
         print(f"gradellm: wrote {plot_pi_curves(collection, Path(plot))}", file=sys.stderr)

@@ -6,15 +6,15 @@ calls on demand; ``plot_pi_curves`` draws the pi curves for ``gradellm render --
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
 
 from ..atomic import replace_atomically
-from ..errors import OutputError
+from ..errors import BadInput, OutputError
 from .format import csv_text, markdown_table, rich_tables
-from .load import Collection, collect, run_progress
+from .load import Collection, collect, expand_sources, run_progress
 from .plot import plot_pi_curves
 from .tables import Table, report_tables
 
@@ -31,16 +31,27 @@ MISSING = {
 }
 
 
-def write_reports(source: Path | str, out_dir: Path | str | None = None, *, seed: int = 0, console: Console | None = None,
-                  dataset_of: Mapping[str, str] | None = None) -> list[Path]:
+def write_reports(source: Path | str | Sequence[Path | str], out_dir: Path | str | None = None, *, seed: int = 0,
+                  console: Console | None = None, dataset_of: Mapping[str, str] | None = None) -> list[Path]:
     """Write table1, table2, deletion_insertion and cost as .md and .csv for the metric records of ``source``
-    (a run folder or a metrics JSONL file) into ``out_dir`` (default: the run folder, or the file's
-    folder); print them on ``console`` when given. Returns the files written."""
-    source = Path(source)
-    collection = collect(source, dataset_of)
+    into ``out_dir``; print them on ``console`` when given. Returns the files written.
+
+    ``source`` is a run folder, a metrics JSONL file, or several of them, whose records are reported as
+    one (a published run and the runs that add methods or variants to it: each method or named variant
+    is a row, tested against Grad-ELLM on the inputs they share). ``out_dir`` defaults to the run folder
+    (or the file's folder) of a single source; several sources need one, so that no run's own tables are
+    overwritten by a combined report."""
+    sources = [Path(source)] if isinstance(source, (str, Path)) else [Path(s) for s in source]
+    if not sources:
+        raise BadInput("no metric records to report: give a run folder or a metrics file")
+    if out_dir is None and len(sources) > 1:
+        raise BadInput("the tables of several runs need a folder of their own: give --table-out DIR")
+    collection = collect(sources, dataset_of)
     tables = report_tables(collection, seed)
-    target = Path(out_dir) if out_dir is not None else (source if source.is_dir() else source.parent)
-    partial = partial_note(source)
+    first = sources[0]
+    target = Path(out_dir) if out_dir is not None else (first if first.is_dir() else first.parent)
+    runs = expand_sources(sources)
+    partial = "; ".join(filter(None, (partial_note(path, named=len(runs) > 1) for path in runs))) or None
     written = _write_files(tables, target, seed, partial)  # before printing: a closed pipe must not lose the files
     if console is not None:
         print_reports(collection, tables, console)
@@ -64,12 +75,14 @@ def print_reports(collection: Collection, tables: list[Table], console: Console)
                   "(generation steps, duplicates)", style="dim", markup=False, highlight=False)
 
 
-def partial_note(source: Path) -> str | None:
-    """A sentence for the reports of a sweep run folder whose units are not all done yet, else None."""
+def partial_note(source: Path, named: bool = False) -> str | None:
+    """A sentence for the reports of a sweep run folder whose units are not all done yet, else None;
+    ``named``: it names the folder (a report of several runs)."""
     progress = run_progress(source)
     if progress is None or progress[0] >= progress[1]:
         return None
-    return f"partial run: {progress[0]} of {progress[1]} units done; these tables cover the finished units only"
+    run = f"partial run {source}" if named else "partial run"
+    return f"{run}: {progress[0]} of {progress[1]} units done; these tables cover the finished units only"
 
 
 def _write_files(tables: list[Table], target: Path, seed: int, partial: str | None = None) -> list[Path]:

@@ -94,7 +94,7 @@ def metric_files(source: Path) -> list[Path]:
         raise NotFound(f"{source} does not exist")
     if source.is_file():
         return [source]
-    files = sorted(source.glob(METRIC_GLOB))  # a folder of run folders is split up first (_expand)
+    files = sorted(source.glob(METRIC_GLOB))  # a folder of run folders is split up first (expand_sources)
     if not files:
         raise NotFound(f"{source} holds no {METRIC_GLOB} file")
     return files
@@ -103,7 +103,7 @@ def metric_files(source: Path) -> list[Path]:
 def collect(sources: Path | Iterable[Path], dataset_of: Mapping[str, str] | None = None) -> Collection:
     """Read every metric and error record of ``sources`` (files, run folders, or a folder of run folders)
     into a :class:`Collection`."""
-    paths = _expand([sources] if isinstance(sources, Path) else [Path(s) for s in sources])
+    paths = expand_sources([sources] if isinstance(sources, Path) else [Path(s) for s in sources])
     files = [file for path in paths for file in metric_files(path)]
     raw = [record for path in paths for record in _labelled(list(_records(path)))]
     metrics = [r for r in raw if r.get("kind") == METRIC]
@@ -127,7 +127,7 @@ def _is_run_folder(path: Path) -> bool:
     return path.is_dir() and any(path.glob("done*.jsonl"))
 
 
-def _expand(paths: list[Path]) -> list[Path]:
+def expand_sources(paths: list[Path]) -> list[Path]:
     """A folder with no metric files of its own stands for its subfolders that have some (say a run and
     its ablation run side by side), each read as itself: a run folder through its done logs."""
     expanded: list[Path] = []
@@ -140,16 +140,25 @@ def _expand(paths: list[Path]) -> list[Path]:
     return expanded
 
 
-# Known variants of a method that the paper reports beside it: (method, heatmap setting, value) -> label.
-VARIANTS = {("grad-ellm", "attention", "softmax"): "w/o l"}  # the paper's ablation: softmax, not loosened
+# Named variants of a method, reported as rows of their own beside it: (method, the heatmap settings
+# that make it, label). The first whose settings all match a record's heatmap config wins. "w/o l" is
+# the paper's ablation (softmax, not loosened); "port" is ``--variant port`` (the authors' code as a
+# public port computes Grad-ELLM); "all layers" the attention baseline averaged over layers, inseq's
+# default; "last layer" Value Zeroing of the last layer alone.
+VARIANTS: tuple[tuple[str, dict[str, str], str], ...] = (
+    ("grad-ellm", {"attention": "softmax"}, "w/o l"),
+    ("grad-ellm", {"similarity": "raw-cosine", "grad_at": "post-o", "kv_expansion": "tiled", "layers": "last:1"}, "port"),
+    ("attention", {"attention_layers": "all"}, "all layers"),
+    ("value-zeroing", {"vz_layers": "last"}, "last layer"),
+)
 
 
 def method_label(method: str, heatmap_config: Any) -> str:
-    """The method's name in the tables: ``grad-ellm (w/o l)`` for Grad-ELLM explained with softmax
-    attention, as the paper's Tables 4-5 show it beside the method; the plain name otherwise."""
+    """The method's name in the tables: ``NAME (LABEL)`` for a named variant (:data:`VARIANTS`), as the
+    paper's Tables 4-5 show ``grad-ellm (w/o l)`` beside the method; the plain name otherwise."""
     config = heatmap_config if isinstance(heatmap_config, dict) else {}
-    for (name, key, value), label in VARIANTS.items():
-        if method == name and config.get(key) == value:
+    for name, settings, label in VARIANTS:
+        if method == name and all(config.get(key) == value for key, value in settings.items()):
             return f"{method} ({label})"
     return method
 
@@ -229,11 +238,21 @@ def dataset_name(record: dict[str, Any], dataset_of: Mapping[str, str]) -> str:
 NOT_SETTINGS = ("device", "gradellm_version")  # where, and by which release, a heatmap was made
 
 
+# Metric settings that records began to name in a later release, with the value every earlier record
+# was computed with: a record without the key compares as having that value. (0.2.0 named the pi
+# squeeze formula, unchanged since 0.1.0.)
+NAMED_LATER = {"pi_squeeze": "eps + (1 - 2 eps) s"}
+
+
 def metric_settings(record: dict[str, Any]) -> dict[str, Any]:
     """What makes two records' metric values comparable: the metric settings of ``config`` (pi grid,
-    samples, mask unit, seed, ...), without the list of metrics computed and the heatmap's settings."""
+    samples, mask unit, seed, ...), without the list of metrics computed and the heatmap's settings;
+    a setting named only in later releases takes its earlier value (:data:`NAMED_LATER`)."""
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    return {key: value for key, value in config.items() if key not in ("heatmap", "metrics")}
+    settings = {key: value for key, value in config.items() if key not in ("heatmap", "metrics")}
+    if settings:
+        settings = {**NAMED_LATER, **settings}
+    return settings
 
 
 def method_settings(record: dict[str, Any]) -> dict[str, Any]:
