@@ -148,14 +148,18 @@ class Explainer:
         options = settings.options
         options.record_id = prepared.record_id
         started = time.perf_counter()
-        scores = method.attribute(self.model, prepared.targets, options)
+        result = method.attribute_with_details(self.model, prepared.targets, options)
         seconds = (time.perf_counter() - started) / prepared.targets.steps
+        scores = result.scores
         if name == "grad-ellm":  # the only method that reuses the pipeline's cache: let it go
             prepared.targets.prefix = None
         if not torch.isfinite(scores).all():
             raise BadInput(f"method {name} produced NaN or infinite scores", record=prepared.record_id)
         config = self.method_config(settings, name, prepared.task, prepared.target_source)
-        return [self._record(prepared, name, config, step, scores[step], seconds) for step in range(prepared.targets.steps)]
+        records = [self._record(prepared, name, config, step, scores[step], seconds) for step in range(prepared.targets.steps)]
+        for record, extra in zip(records, result.details):
+            record["details"] = extra
+        return records
 
     # -- targets ---------------------------------------------------------------------------------
 
@@ -321,7 +325,8 @@ class Explainer:
         rows = torch.arange(target_ids.numel())
         target_logits = logits[rows, target_ids]
         targets = Targets(
-            prompt.input_ids, positions, target_ids, prompt.source_mask, contrast_ids=contrast, prefix=prefix, target_logits=target_logits
+            prompt.input_ids, positions, target_ids, prompt.source_mask, contrast_ids=contrast, prefix=prefix,
+            target_logits=target_logits, tokenizer=self.tokenizer,
         )
         return Prepared(
             record_id=record_id,

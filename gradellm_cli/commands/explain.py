@@ -16,7 +16,7 @@ from ..errors import BadInput, GradellmError
 from ..explain import GIVEN, Explainer, ExplainSettings
 from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl, rewrite_jsonl
 from ..locks import sole_writer, truncate_for_overwrite
-from ..methods import MethodOptions, parse_methods
+from ..methods import MethodOptions, check_method_options, parse_methods
 from ..methods.grad_ellm import variant_options
 from ..progress import progress_bar
 from ..prompts import get_task
@@ -27,9 +27,11 @@ from .options import (
     Attention,
     AttentionLayers,
     Balanced,
+    BaselineToken,
     BoolqContext,
     DataDir,
     Device,
+    DigSteps,
     Dtype,
     GradAt,
     IgSteps,
@@ -37,12 +39,15 @@ from .options import (
     Layers,
     MaxNewTokens,
     MethodBatchSize,
+    Neighbours,
     Offset,
     Overwrite,
     ShuffleSeed,
     Similarity,
+    Strategy,
     Target,
     TargetFn,
+    Upscale,
     Variant,
     VzLayers,
 )
@@ -118,6 +123,11 @@ def explain(
     batch_size: MethodBatchSize = METHOD_DEFAULTS.batch_size,
     vz_layers: VzLayers = METHOD_DEFAULTS.vz_layers,
     attention_layers: AttentionLayers = METHOD_DEFAULTS.attention_layers,
+    dig_steps: DigSteps = METHOD_DEFAULTS.dig_steps,
+    neighbours: Neighbours = METHOD_DEFAULTS.neighbours,
+    strategy: Strategy = METHOD_DEFAULTS.strategy,
+    upscale: Upscale = METHOD_DEFAULTS.upscale,
+    baseline_token: BaselineToken = METHOD_DEFAULTS.baseline_token,
     output: str | None = typer.Option(None, "--output", "-o", help="JSONL file to append records to ('-' for stdout)."),
     seed: int = typer.Option(0, help="Seed for anything random (the random baseline)."),
     device: Device = "auto",
@@ -158,12 +168,14 @@ def explain(
         methods=parse_methods(method),
         options=MethodOptions(
             attention=attention, ig_steps=ig_steps, target_fn=target_fn, seed=seed, batch_size=batch_size,
-            vz_layers=vz_layers, attention_layers=attention_layers,
+            vz_layers=vz_layers, attention_layers=attention_layers, dig_steps=dig_steps, neighbours=neighbours, strategy=strategy,
+            upscale=upscale, baseline_token=baseline_token,
             **variant_options(variant, layers=layers, similarity=similarity, grad_at=grad_at, kv_expansion=kv_expansion),
         ),
         source_roles=roles,
         contrast=contrast,
     )
+    check_method_options(settings.methods, settings.options)
     show = (output != "-") if show is None else show
     if text is not None:
         on_error = "stop"  # a single text has nothing to skip to

@@ -53,6 +53,13 @@ Attention = Annotated[str, typer.Option(help="Grad-ELLM token weights: loosened 
 IgSteps = Annotated[int, typer.Option(help="Integrated-gradients steps.")]
 VzLayers = Annotated[str, typer.Option(help="value-zeroing: mean of every layer's normalised row (all) or the last layer's (last).")]
 AttentionLayers = Annotated[str, typer.Option(help="attention baseline: the last layer's weights (last) or the mean over layers (all).")]
+DigSteps = Annotated[int, typer.Option(help="udig/dig: anchors per path (m); the path has m + 2 points before --upscale.")]
+Neighbours = Annotated[int, typer.Option(help="udig/dig: nearest vocabulary words considered for each anchor (k).")]
+Strategy = Annotated[str, typer.Option(help="udig/dig anchor choice: greedy (closest to its monotone version) or maxcount.")]
+Upscale = Annotated[int, typer.Option(help="udig/dig: insert a midpoint between path points this many times (0-4).")]
+BaselineToken = Annotated[
+    str | None, typer.Option(help="udig/dig baseline token (default: the model's mask token, else unk, pad or eos).")
+]
 TargetFn = Annotated[str, typer.Option(help="Gradient baselines explain the target's probability or logit.")]
 MethodBatchSize = Annotated[int, typer.Option(help="Batch size of methods that run many passes.")]
 Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]

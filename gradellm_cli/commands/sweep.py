@@ -19,8 +19,10 @@ from .options import (
     Attention,
     AttentionLayers,
     Balanced,
+    BaselineToken,
     BoolqContext,
     DataDir,
+    DigSteps,
     Dtype,
     GenStride,
     GradAt,
@@ -31,14 +33,17 @@ from .options import (
     MaxNewTokens,
     MethodBatchSize,
     Metrics,
+    Neighbours,
     Offset,
     PiGrid,
     Samples,
     ShuffleSeed,
     Similarity,
+    Strategy,
     SweepDevice,
     Target,
     TargetFn,
+    Upscale,
     Variant,
     VzLayers,
 )
@@ -94,6 +99,11 @@ def sweep(
     batch_size: MethodBatchSize = METHOD_DEFAULTS.batch_size,
     vz_layers: VzLayers = METHOD_DEFAULTS.vz_layers,
     attention_layers: AttentionLayers = METHOD_DEFAULTS.attention_layers,
+    dig_steps: DigSteps = METHOD_DEFAULTS.dig_steps,
+    neighbours: Neighbours = METHOD_DEFAULTS.neighbours,
+    strategy: Strategy = METHOD_DEFAULTS.strategy,
+    upscale: Upscale = METHOD_DEFAULTS.upscale,
+    baseline_token: BaselineToken = METHOD_DEFAULTS.baseline_token,
     metrics: Metrics = "all",
     pi_grid: PiGrid = PI_GRID_DEFAULT,
     samples: Samples = METRIC_DEFAULTS.samples,
@@ -116,10 +126,11 @@ def sweep(
     on it. A rerun with the same options resumes; with other options into the same folder it is refused.
     """
     from ..chat import parse_source_roles
+    from ..methods import check_method_options, parse_methods
     from ..methods.grad_ellm import variant_options
     from ..sweep.manifest import build_manifest, check_or_write
     from ..sweep.plan import SweepOptions, build_plan, dataset_task, parse_limits, split_list
-    from ..sweep.runner import metric_settings, run_sweep
+    from ..sweep.runner import explain_settings, metric_settings, run_sweep
     from ..sweep.sharding import parse_shard, process_device
     from ..sweep.store import DONE, ShardStore, done_lines
 
@@ -154,6 +165,11 @@ def sweep(
         batch_size=batch_size,
         vz_layers=vz_layers,
         attention_layers=attention_layers,
+        dig_steps=dig_steps,
+        neighbours=neighbours,
+        strategy=strategy,
+        upscale=upscale,
+        baseline_token=baseline_token,
         seed=seed,
         dtype=dtype,
         device=device,
@@ -165,6 +181,7 @@ def sweep(
         gen_stride=gen_stride,
     )
     metric_settings(options)  # validates the metric options before anything is loaded or written
+    check_method_options(parse_methods(",".join(options.methods)), explain_settings(options, "sentiment", ()).options)
     plan = build_plan(options)
     run_dir = Path(output_dir)
     if run_dir.exists() and not run_dir.is_dir():

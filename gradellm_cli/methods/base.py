@@ -36,6 +36,7 @@ class Targets:
     contrast_ids: torch.Tensor | None = None  # (S,) long
     prefix: PrefixCache | None = None
     target_logits: torch.Tensor | None = None  # (S,) float32
+    tokenizer: Any = None  # the model's tokenizer, for methods that name a token (the path methods' baseline)
 
     @property
     def steps(self) -> int:
@@ -59,8 +60,22 @@ class MethodOptions:
     grad_path: str = "rows"  # Grad-ELLM: rows (the target rows against a cache) or full (forward+backward of everything)
     attention_layers: str = "last"  # attention baseline: the last layer's row, or the mean of every layer's
     vz_layers: str = "all"  # value-zeroing: the mean over all layers' normalised rows, or the last layer's
+    dig_steps: int = 30  # udig/dig: anchors per path (m)
+    neighbours: int = 30  # udig/dig: nearest vocabulary rows considered per anchor (k)
+    strategy: str = "greedy"  # udig/dig: anchor choice, greedy or maxcount
+    upscale: int = 0  # udig/dig: times a midpoint is inserted between consecutive path points
+    baseline_token: str | None = None  # udig/dig: the baseline token (default: mask, unk, pad or eos token)
     record_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Attribution:
+    """Scores (steps, T) with a dict per step of what else the method measured (``details`` in the
+    record: the path methods' completeness gap and word approximation error)."""
+
+    scores: torch.Tensor
+    details: list[dict[str, Any]]
 
 
 class Method(ABC):
@@ -72,6 +87,11 @@ class Method(ABC):
     @abstractmethod
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         """Return scores of shape (steps, T), float32 on the CPU."""
+
+    def attribute_with_details(self, model, targets: Targets, options: MethodOptions) -> Attribution:
+        """The scores and, per step, what else the method measured (written into the records as
+        ``details``); methods that measure nothing else need not override this."""
+        return Attribution(self.attribute(model, targets, options), [])
 
     def config(self, options: MethodOptions) -> dict[str, Any]:
         """The options that change this method's numbers, written into every record."""

@@ -46,6 +46,11 @@ class SweepOptions:
     batch_size: int = 16
     vz_layers: str = "all"
     attention_layers: str = "last"
+    dig_steps: int = 30
+    neighbours: int = 30
+    strategy: str = "greedy"
+    upscale: int = 0
+    baseline_token: str | None = None
     seed: int = 0
     dtype: str = "float32"
     device: str = "auto"
@@ -61,6 +66,7 @@ class SweepOptions:
     ADDED_LATER: ClassVar[dict[str, Any]] = {
         "continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"], "vz_layers": "all",
         "attention_layers": "last", "similarity": "rope-qk", "grad_at": "pre-o", "kv_expansion": "grouped",
+        "dig_steps": 30, "neighbours": 30, "strategy": "greedy", "upscale": 0, "baseline_token": None,
     }
 
     def as_dict(self) -> dict[str, Any]:

@@ -46,6 +46,11 @@ def explain_settings(options: SweepOptions, task: str, methods: tuple[str, ...])
         batch_size=options.batch_size,
         vz_layers=options.vz_layers,
         attention_layers=options.attention_layers,
+        dig_steps=options.dig_steps,
+        neighbours=options.neighbours,
+        strategy=options.strategy,
+        upscale=options.upscale,
+        baseline_token=options.baseline_token,
     )
     return ExplainSettings(
         task=task,
