@@ -377,10 +377,10 @@ def test_parse_settings():
     for bad in ("0.5", "0:1:0.5", "0.5,0.2", "a:b:c", "0.1:0.9:0"):
         with pytest.raises(BadInput):
             parse_pi_grid(bad)
-    assert parse_metrics("all") == ("soft", "pi", "deletion-insertion")
+    assert parse_metrics("all") == ("soft", "pi", "deletion-insertion", "log-odds", "comprehensiveness", "sufficiency", "wae")
     assert parse_metrics("deletion-insertion,soft") == ("soft", "deletion-insertion")
     with pytest.raises(BadInput, match="unknown metric"):
-        parse_metrics("soft,comprehensiveness")
+        parse_metrics("soft,completeness")
     with pytest.raises(BadInput):
         MetricSettings(mask_unit="word")
 

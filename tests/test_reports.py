@@ -605,3 +605,33 @@ def test_a_metric_setting_named_in_a_later_release_compares_as_its_earlier_value
     other = write(tmp_path / "other.jsonl", [metric("sst2-test-2", "grad-ellm", config=named | {"pi_squeeze": "s"})])
     with pytest.raises(BadInput, match="different settings"):
         collect([old, other])
+
+
+def test_topk_metrics_get_their_own_table_with_udig_tested_against_the_others(tmp_path):
+    """Log-odds / Comprehensiveness / Sufficiency: one table, ranked per direction, UDIG the reference of
+    the paired tests (CSV column diff_udig_minus_method); WAE only for the path methods; neither file
+    is written for runs without those metrics."""
+    records = []
+    for i in range(6):
+        for method, shift in (("udig", 0.0), ("dig", 0.1), ("integrated-gradients", 0.2), ("grad-ellm", 0.05)):
+            extra = {"log_odds": -1.0 + shift + 0.01 * i, "comprehensiveness": 0.5 - shift, "sufficiency": 0.1 + shift}
+            if method in ("udig", "dig"):
+                extra["wae"] = 1.0 + shift
+            records.append(metric(f"sst2-test-{i}", method, **extra))
+    tables = report_tables(collect(write(tmp_path / "m.jsonl", records)))
+    topk = table(tables, "topk")
+    assert topk.reference == "udig"
+    assert topk.cells[("udig", Column("sst2", topk.columns[0].metric))].rank == 1  # lowest log-odds is best
+    comprehensiveness = next(c for c in topk.columns if c.metric.field == "comprehensiveness" and c.dataset == "sst2")
+    assert topk.cells[("udig", comprehensiveness)].rank == 1
+    tested = {t.baseline for t in topk.tests}
+    assert tested == {"dig", "integrated-gradients", "grad-ellm"}
+    ig = next(t for t in topk.tests if t.baseline == "integrated-gradients" and t.metric.field == "log_odds")
+    assert ig.pairs == 6 and ig.difference == pytest.approx(-0.2)
+    assert table(tables, "wae").methods == ["dig", "udig"]
+    out = write_reports(tmp_path / "m.jsonl", tmp_path / "out")
+    assert (tmp_path / "out" / "topk.csv").read_text().splitlines()[0].count("diff_udig_minus_method") == 1
+    assert "`udig` minus each other method" in (tmp_path / "out" / "topk.md").read_text()
+    assert any(path.name == "wae.md" for path in out)
+    plain = write_reports(write(tmp_path / "plain" / "m.jsonl", run_records()), tmp_path / "plain-out")
+    assert not any(path.stem in ("topk", "wae") for path in plain)

@@ -25,6 +25,7 @@ from .options import (
     Overwrite,
     PiGrid,
     Samples,
+    TopK,
 )
 
 EXAMPLES = """
@@ -46,6 +47,10 @@ def evaluate(
     mask_unit: MaskUnit = METRIC_DEFAULTS.mask_unit,
     batch_size: int = typer.Option(METRIC_DEFAULTS.batch_size, help="Perturbed inputs per forward pass."),
     gen_stride: GenStride = METRIC_DEFAULTS.gen_stride,
+    topk: TopK = METRIC_DEFAULTS.topk,
+    baseline_token: str | None = typer.Option(
+        None, help="Log-odds: the token put in place of the top-k (default: the model's mask token, else unk, pad or eos)."
+    ),
     device: Device = "auto",
     model: list[str] | None = typer.Option(
         None, "--model", "-m", help="Where to load a model whose records name it by file or folder name (.gguf file or folder); repeatable."
@@ -62,10 +67,6 @@ def evaluate(
 
     Example: gradellm explain --input data.jsonl --method all --output - | gradellm evaluate --heatmaps - --output metrics.jsonl
     """
-    _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite)
-
-
-def _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batch_size, gen_stride, device, model, on_error, overwrite):
     if on_error not in ("skip", "stop"):
         raise BadInput("--on-error takes skip or stop")
     settings = MetricSettings(
@@ -76,7 +77,14 @@ def _evaluate(heatmaps, output, metrics, pi_grid, samples, seed, mask_unit, batc
         mask_unit=mask_unit,
         batch_size=batch_size,
         gen_stride=gen_stride,
+        topk=topk,
+        baseline_token=baseline_token,
     )
+    _evaluate(heatmaps, output, settings, device, model, on_error, overwrite)
+
+
+def _evaluate(heatmaps: str, output: str, settings: MetricSettings, device: str, model: list[str] | None, on_error: str,
+              overwrite: bool) -> None:
     if heatmaps == "-" and sys.stdin.isatty():
         raise BadInput("no heatmap records on stdin: pass --heatmaps FILE, or pipe `gradellm explain ... --output -` into this")
     check_input(heatmaps)

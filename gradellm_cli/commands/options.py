@@ -70,7 +70,10 @@ SweepDevice = Annotated[
 ]
 
 # Evaluating.
-Metrics = Annotated[str, typer.Option(help="soft, pi, deletion-insertion (comma-separated), or all.")]
+Metrics = Annotated[
+    str, typer.Option(help="soft, pi, deletion-insertion, log-odds, comprehensiveness, sufficiency, wae (comma-separated), or all.")
+]
+TopK = Annotated[float, typer.Option(help="Log-odds, comprehensiveness, sufficiency: the share of source tokens perturbed (top-k).")]
 PiGrid = Annotated[str, typer.Option(help="Retaining probabilities pi: start:stop:step (stop included) or a comma list.")]
 Samples = Annotated[int, typer.Option(help="Soft perturbations per pi (and for raw Soft-NS/NC), averaged.")]
 MaskUnit = Annotated[str, typer.Option(help="One Bernoulli draw per token, or per embedding 'element' (as ReAGent).")]

@@ -43,6 +43,7 @@ from .options import (
     SweepDevice,
     Target,
     TargetFn,
+    TopK,
     Upscale,
     Variant,
     VzLayers,
@@ -110,6 +111,7 @@ def sweep(
     mask_unit: MaskUnit = METRIC_DEFAULTS.mask_unit,
     metric_batch_size: int = typer.Option(METRIC_DEFAULTS.batch_size, help="Perturbed inputs per forward pass when evaluating."),
     gen_stride: GenStride = METRIC_DEFAULTS.gen_stride,
+    topk: TopK = METRIC_DEFAULTS.topk,
     seed: int = typer.Option(0, help="Seed of the random baseline and the soft perturbations."),
     device: SweepDevice = "auto",
     dtype: Dtype = "float32",
@@ -179,6 +181,7 @@ def sweep(
         mask_unit=mask_unit,
         metric_batch_size=metric_batch_size,
         gen_stride=gen_stride,
+        topk=topk,
     )
     metric_settings(options)  # validates the metric options before anything is loaded or written
     check_method_options(parse_methods(",".join(options.methods)), explain_settings(options, "sentiment", ()).options)

@@ -33,6 +33,7 @@ def method_names() -> list[str]:
 
 
 def get_method(name: str) -> Method:
+    """A fresh instance of the method registered as ``name``; NotFound (naming the known ones) otherwise."""
     _discover()
     if name not in _REGISTRY:
         raise NotFound(f"unknown method {name!r}: use one of {', '.join(method_names())}")

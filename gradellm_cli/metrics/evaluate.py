@@ -41,7 +41,8 @@ from .masks import Bernoulli, Fixed, draw, mask_seed, ranking, step_counts, top_
 from .normalise import normalise_scores
 from .pi_transform import pi_transform
 from .records import check_heatmap, is_classification, metric_error, metric_record
-from .settings import DELTA0_MIN, MetricSettings
+from .settings import DELTA0_MIN, PERTURBATION_METRICS, MetricSettings
+from .topk import topk_metrics, word_approximation_error
 
 
 def make_engine(model, record: dict[str, Any], settings: MetricSettings):
@@ -52,10 +53,19 @@ def make_engine(model, record: dict[str, Any], settings: MetricSettings):
 
 
 def applicable_metrics(record: dict[str, Any], settings: MetricSettings) -> tuple[str, ...]:
-    """The requested metrics that apply to this record (Deletion/Insertion needs label words)."""
-    names = tuple(name for name in settings.metrics if name != "deletion-insertion" or is_classification(record))
+    """The requested metrics that apply to this record: Deletion/Insertion needs label words, WAE a
+    path method's record; MetricError when none does."""
+    def applies(name: str) -> bool:
+        if name == "deletion-insertion":
+            return is_classification(record)
+        if name == "wae":
+            return isinstance(record.get("details"), dict) and "wae" in record["details"]
+        return True
+
+    names = tuple(name for name in settings.metrics if applies(name))
     if not names:
-        raise MetricError("Deletion/Insertion is defined for classification records only, and no other metric was asked for")
+        raise MetricError(f"none of the metrics asked for ({', '.join(settings.metrics)}) is defined for this record: "
+                          "Deletion/Insertion needs a classification record, WAE a path method's (udig, dig)")
     return names
 
 
@@ -71,8 +81,9 @@ def soft_ns_nc(delta0: float, keep: np.ndarray, remove: np.ndarray) -> tuple[flo
 
 
 def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) -> dict[str, Any]:
-    """The metric values of one checked heatmap record, measured with ``engine``; raises MetricError."""
-    names = applicable_metrics(record, settings)
+    """The perturbation metrics (soft, pi, Deletion/Insertion) of one checked heatmap record, measured
+    with ``engine``; raises MetricError."""
+    names = tuple(name for name in applicable_metrics(record, settings) if name in PERTURBATION_METRICS)
     scores = normalise_scores(record["scores"], record["source_mask"])
     m = scores.size
     samples = settings.samples
@@ -152,20 +163,30 @@ def compute_metrics(record: dict[str, Any], settings: MetricSettings, engine) ->
     return out
 
 
-def evaluate_record(model, record: dict[str, Any], settings: MetricSettings | None = None, engine=None) -> dict[str, Any]:
+def evaluate_record(
+    model, record: dict[str, Any], settings: MetricSettings | None = None, engine=None, baseline_id: int | None = None
+) -> dict[str, Any]:
     """The metric record of one heatmap record, or an error record saying why its metrics are undefined.
 
     Raises :class:`~gradellm_cli.errors.BadInput` for a record that is not a usable heatmap record.
-    ``engine`` overrides the one ``settings`` would build (tests pass a fake one; ``model`` is then unused).
+    ``engine`` overrides the one ``settings`` would build (tests pass a fake one; ``model`` is then unused
+    unless a top-k metric is asked for). ``baseline_id``: the token Log-odds puts in (see :mod:`.topk`).
     """
     settings = settings or MetricSettings()
     check_heatmap(record)
     started = time.perf_counter()
     config = settings.config() | {"heatmap": record.get("config")}
+    values: dict[str, Any] = {"target_id": record["target_id"]}
     try:
-        engine = engine or make_engine(model, record, settings)
-        values = compute_metrics(record, settings, engine)
+        names = applicable_metrics(record, settings)
+        if any(name in PERTURBATION_METRICS for name in names):
+            engine = engine or make_engine(model, record, settings)
+            values |= compute_metrics(record, settings, engine)
+            values["engine"] = engine.name
+        values |= topk_metrics(model, record, names, settings.topk, baseline_id)
+        if "wae" in names:
+            values["wae"] = word_approximation_error(record)
     except MetricError as exc:
         return metric_error(record, exc.message, config)
-    values = {"target_id": record["target_id"], **values, "engine": engine.name, "seconds": time.perf_counter() - started}
+    values["seconds"] = time.perf_counter() - started
     return metric_record(record, config, values)

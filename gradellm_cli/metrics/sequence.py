@@ -25,7 +25,8 @@ import numpy as np
 from ..records import ERROR, METRIC, SCHEMA_VERSION
 from .records import SEQUENCE_STEP
 
-_SCALARS = ("delta0", "soft_ns", "soft_nc", "expected_kept", "auc_pi_soft_ns", "auc_pi_soft_nc", "source_tokens")
+_SCALARS = ("delta0", "soft_ns", "soft_nc", "expected_kept", "auc_pi_soft_ns", "auc_pi_soft_nc", "source_tokens",
+            "log_odds", "comprehensiveness", "sufficiency", "topk_tokens", "wae")
 _CURVES = ("pi_soft_ns", "pi_soft_nc", "achieved_pi")
 
 

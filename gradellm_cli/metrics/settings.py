@@ -8,7 +8,8 @@ from ..errors import BadInput
 from .masks import STEPS, UNITS
 from .pi_transform import EPS, SQUEEZE, TOLERANCE
 
-METRICS = ("soft", "pi", "deletion-insertion")
+PERTURBATION_METRICS = ("soft", "pi", "deletion-insertion")  # the paper's, measured by the perturbation engine
+METRICS = (*PERTURBATION_METRICS, "log-odds", "comprehensiveness", "sufficiency", "wae")  # then DIG's and UDIG's (topk.py)
 ENGINES = ("batched", "one-by-one")
 DEFAULT_PI_GRID = tuple(round(0.05 * k, 10) for k in range(1, 20))  # 0.05, 0.10, ..., 0.95
 DELTA0_MIN = 1e-6  # a Delta_0 below this (float32 noise) counts as 0: the metrics are undefined
@@ -19,7 +20,7 @@ class MetricSettings:
     """Everything that decides the numbers of a metric record (and, apart from ``engine`` and
     ``batch_size``, which change only float rounding, written into its ``config``)."""
 
-    metrics: tuple[str, ...] = METRICS
+    metrics: tuple[str, ...] = PERTURBATION_METRICS  # the paper's; ``--metrics all`` (METRICS) adds DIG's and UDIG's
     pi_grid: tuple[float, ...] = DEFAULT_PI_GRID
     samples: int = 3  # soft perturbations per pi, and for the raw Soft-NS/NC; averaged
     seed: int = 0
@@ -29,6 +30,8 @@ class MetricSettings:
     gen_stride: int = 5  # generation: evaluate steps 0, 5, 10, ...
     engine: str = "batched"
     prefix_cache: bool = True
+    topk: float = 0.2  # Log-odds, Comprehensiveness, Sufficiency: the share of source tokens perturbed
+    baseline_token: str | None = None  # Log-odds: the replacing token (default: mask, unk, pad or eos token)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.metrics if name not in METRICS]
@@ -46,6 +49,8 @@ class MetricSettings:
             raise BadInput("--gen-stride must be at least 1")
         if not 0 < self.eps < 0.5:
             raise BadInput("eps must lie in (0, 0.5)")
+        if not 0 < self.topk <= 1:
+            raise BadInput("--topk takes a share of the source tokens in (0, 1], e.g. 0.2")
         if self.engine not in ENGINES:
             raise BadInput(f"engine must be one of {', '.join(ENGINES)}")
 
@@ -63,11 +68,13 @@ class MetricSettings:
             "delta0_min": DELTA0_MIN,
             "deletion_steps": STEPS,
             "gen_stride": self.gen_stride,
+            "topk": self.topk,
+            "baseline_token": self.baseline_token or "auto",
         }
 
 
 def parse_metrics(spec: str) -> tuple[str, ...]:
-    """``all`` or a comma list of soft, pi, deletion-insertion (kept in canonical order)."""
+    """``all`` or a comma list of :data:`METRICS` (kept in canonical order)."""
     names = [part.strip().lower() for part in spec.split(",") if part.strip()]
     if names == ["all"]:
         return METRICS

@@ -28,13 +28,37 @@ class ModelPool:
     to load, e.g. ``{"my-model": "/models/my-model.gguf"}``.
     """
 
-    def __init__(self, device: str = "auto", specs: dict[str, str] | None = None, loader: Callable | None = None):
+    def __init__(self, device: str = "auto", specs: dict[str, str] | None = None, loader: Callable | None = None,
+                 tokenizer_loader: Callable | None = None):
         from ..models import pick_device
 
         self.device = pick_device(device)
         self.specs = dict(specs or {})
         self._loader = loader
+        self._tokenizer_loader = tokenizer_loader
         self._models: dict[tuple[str, str], Any] = {}
+        self._baselines: dict[tuple[str, str | None], int | None] = {}
+
+    def baseline_id(self, record: dict[str, Any], name: str | None) -> int | None:
+        """The id of the baseline token ``name`` (None: the model's default, see ``methods.discretized``)
+        in the vocabulary of the record's model; None when its tokenizer cannot be loaded."""
+        from ..methods.discretized import baseline_token_id
+
+        key = (str(record["model"]), name)
+        if key not in self._baselines:
+            tokenizer = self._tokenizer(str(record["model"]))
+            self._baselines[key] = None if tokenizer is None else baseline_token_id(tokenizer, name)
+        return self._baselines[key]
+
+    def _tokenizer(self, name: str):
+        if self._tokenizer_loader is not None:
+            return self._tokenizer_loader(name)
+        from ..models import load_tokenizer, resolve_model
+
+        try:
+            return load_tokenizer(resolve_model(self.specs.get(name, name)))
+        except OSError:
+            return None
 
     def get(self, record: dict[str, Any]):
         name = str(record["model"])
@@ -75,7 +99,8 @@ class Evaluator:
         check_heatmap(record)
         if not self.wants(record):
             return None
-        result = evaluate_record(self.pool.get(record), record, self.settings)
+        baseline = self.pool.baseline_id(record, self.settings.baseline_token) if "log-odds" in self.settings.metrics else None
+        result = evaluate_record(self.pool.get(record), record, self.settings, baseline_id=baseline)
         self.note(record, result)
         return result
 

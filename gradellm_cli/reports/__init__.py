@@ -21,7 +21,9 @@ from .tables import Table, report_tables
 __all__ = ["Collection", "collect", "plot_pi_curves", "print_reports", "report_tables", "write_reports", "REPORT_FILES"]
 
 # file stem -> the tables it holds
-REPORT_FILES = {"table1": ("table1",), "table2": ("table2",), "deletion_insertion": ("table4", "table5"), "cost": ("cost",)}
+REPORT_FILES = {"table1": ("table1",), "table2": ("table2",), "deletion_insertion": ("table4", "table5"), "cost": ("cost",),
+                "topk": ("topk",), "wae": ("wae",)}
+OPTIONAL = ("topk", "wae")  # written only where records hold those metrics (runs before 0.4.0 have none)
 # file stem -> what its records lack when it has no table
 MISSING = {
     "table1": "no metric record holds auc_pi_soft_ns/auc_pi_soft_nc (evaluate with --metrics pi or all)",
@@ -58,7 +60,7 @@ def write_reports(source: Path | str | Sequence[Path | str], out_dir: Path | str
         if partial:
             console.print(f"note: {partial}", style="yellow", markup=False, highlight=False)
         for stem, keys in REPORT_FILES.items():
-            if not any(t.key in keys for t in tables):
+            if stem not in OPTIONAL and not any(t.key in keys for t in tables):
                 console.print(f"note: {stem}: {MISSING[stem]}", style="yellow", markup=False, highlight=False)
     return written
 
@@ -91,6 +93,8 @@ def _write_files(tables: list[Table], target: Path, seed: int, partial: str | No
         target.mkdir(parents=True, exist_ok=True)
         for stem, keys in REPORT_FILES.items():
             chosen = [t for t in tables if t.key in keys]
+            if not chosen and stem in OPTIONAL:
+                continue
             markdown = "\n".join(markdown_table(t, seed) for t in chosen) or f"Note: {MISSING[stem]}.\n"
             if partial:
                 markdown = f"**Note: {partial}.**\n\n{markdown}"

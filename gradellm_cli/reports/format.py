@@ -22,6 +22,11 @@ CSV_FIELDS = ["model", "table", "method", "dataset", "metric", "mean", "ci_low",
               "diff_grad_ellm_minus_method", "p_value", "p_holm", "pairs", "test_note"]
 
 
+def difference_field(reference: str) -> str:
+    """The CSV column of a paired test's mean difference: ``diff_grad_ellm_minus_method`` for Grad-ELLM's."""
+    return f"diff_{reference.replace('-', '_')}_minus_method"
+
+
 def legend(seed: int, ranked: bool = True) -> str:
     text = f"Mean over inputs [{CONFIDENCE:.0%} percentile bootstrap interval, {RESAMPLES} resamples, seed {seed}]."
     return text + (" Best of a column **bold**, second <u>underlined</u>, third *italic*." if ranked else " Not ranked.")
@@ -66,7 +71,7 @@ def markdown_table(table: Table, seed: int) -> str:
     datasets = list(dict.fromkeys(c.dataset for c in table.columns if c.dataset != AVERAGE))
     lines += _markdown_grid(["method", *datasets], [[f"`{m}`", *(_inputs(table, m, d) for d in datasets)] for m in table.methods])
     if table.tests:
-        lines += ["", f"Paired sign-flip test, `{GRAD_ELLM}` minus each baseline on the same inputs: mean difference "
+        lines += ["", f"Paired sign-flip test, `{table.reference}` minus each other method on the same inputs: mean difference "
                   "(two-sided p, exact up to 16 pairs, else 10,000 random sign patterns; Holm: p adjusted by Holm's "
                   "method for all the baselines of its column, which bounds the family-wise error rate):", ""]
         lines += _markdown_grid(["baseline", *(header(c) for c in _test_columns(table))], _test_rows(table))
@@ -110,7 +115,9 @@ def _test_rows(table: Table) -> list[list[str]]:
 
 def csv_text(tables: list[Table]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    reference = tables[0].reference if tables else GRAD_ELLM
+    fields = [difference_field(reference) if name == "diff_grad_ellm_minus_method" else name for name in CSV_FIELDS]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for table in tables:
         tests = {(t.baseline, t.dataset, t.metric): t for t in table.tests}
@@ -128,7 +135,7 @@ def _csv_row(table: Table, method: str, column: Column, test: PairedTest | None)
         "n": cell.n, "errors": cell.errors, "partial": cell.partial, "rank": cell.rank if cell.rank is not None else "",
     }
     if test is not None:
-        row |= {"diff_grad_ellm_minus_method": _csv_number(test.difference), "pairs": test.pairs, "test_note": test.note,
+        row |= {difference_field(table.reference): _csv_number(test.difference), "pairs": test.pairs, "test_note": test.note,
                 "p_value": _csv_number(test.p_value), "p_holm": _csv_number(test.p_holm)}
     return row
 
@@ -153,7 +160,7 @@ def rich_tables(table: Table) -> list[RichTable]:
         main.add_row(method, *(_rich_cell(c) for c in cells), _rich_inputs(table, method))
     out = [main]
     if table.tests:
-        tests = RichTable(title=f"Paired test: {GRAD_ELLM} minus baseline (p, Holm-adjusted p, pairs), model {table.model}",
+        tests = RichTable(title=f"Paired test: {table.reference} minus other method (p, Holm-adjusted p, pairs), model {table.model}",
                           title_justify="left")
         tests.add_column("baseline")
         for column in _test_columns(table):

@@ -239,9 +239,10 @@ NOT_SETTINGS = ("device", "gradellm_version")  # where, and by which release, a 
 
 
 # Metric settings that records began to name in a later release, with the value every earlier record
-# was computed with: a record without the key compares as having that value. (0.2.0 named the pi
-# squeeze formula, unchanged since 0.1.0.)
-NAMED_LATER = {"pi_squeeze": "eps + (1 - 2 eps) s"}
+# was computed with: a record without the key compares as having that value. 0.2.0 named the pi
+# squeeze formula, unchanged since 0.1.0; 0.4.0 added the top-k metrics, whose settings earlier records
+# (which hold no top-k numbers) compare equal to the defaults.
+NAMED_LATER = {"pi_squeeze": "eps + (1 - 2 eps) s", "topk": 0.2, "baseline_token": "auto"}
 
 
 def metric_settings(record: dict[str, Any]) -> dict[str, Any]:

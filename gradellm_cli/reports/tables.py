@@ -38,6 +38,10 @@ SOFT_NC = Metric("soft_nc", "Soft-NC", True)
 EXPECTED_KEPT = Metric("expected_kept", "E[R]", None)
 DELETION = Metric("deletion_auc", "Deletion AUC", True)
 INSERTION = Metric("insertion_auc", "Insertion AUC", False)
+LOG_ODDS = Metric("log_odds", "Log-odds", False)
+COMPREHENSIVENESS = Metric("comprehensiveness", "Comprehensiveness", True)
+SUFFICIENCY = Metric("sufficiency", "Sufficiency", False)
+WAE = Metric("wae", "WAE", False)
 EXPLAIN_SECONDS = Metric("explain_seconds", "explain s", None)
 EVALUATE_SECONDS = Metric("seconds", "evaluate s", None)
 
@@ -89,6 +93,7 @@ class Table:
     cells: dict[tuple[str, Column], Cell]
     tests: list[PairedTest] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reference: str = GRAD_ELLM  # the method the paired tests compare every other method with
 
 
 def _values(rows: list[dict[str, Any]], name: str) -> list[float]:
@@ -161,15 +166,15 @@ def _rank(table: Table) -> None:
 
 
 def paired_tests(collection: Collection, table: Table, seed: int = 0) -> list[PairedTest]:
-    """Grad-ELLM against every other method of ``table``, per data set and metric, on the inputs both
-    methods scored (paired by id, model and step)."""
+    """The table's reference method (Grad-ELLM; UDIG in the top-k table) against every other method, per
+    data set and metric, on the inputs both methods scored (paired by id, model and step)."""
     tests = []
     for column in (c for c in table.columns if c.dataset != AVERAGE):
-        ours = _by_input(collection.select(table.model, column.dataset, GRAD_ELLM), column.metric.field)
-        for baseline in (m for m in table.methods if m != GRAD_ELLM):
+        ours = _by_input(collection.select(table.model, column.dataset, table.reference), column.metric.field)
+        for baseline in (m for m in table.methods if m != table.reference):
             theirs = _by_input(collection.select(table.model, column.dataset, baseline), column.metric.field)
             test_seed = cell_seed(seed, table.model, column.dataset, baseline, column.metric.field)
-            tests.append(_paired(ours, theirs, baseline, column, test_seed))
+            tests.append(_paired(ours, theirs, baseline, column, test_seed, table.reference))
     _adjust_per_column(tests)
     return tests
 
@@ -187,10 +192,10 @@ def _by_input(rows: list[dict[str, Any]], name: str) -> dict[tuple[str, int], fl
     return {(r["id"], int(r.get("step", 0))): v for r in rows for v in _values([r], name)}
 
 
-def _paired(ours: dict, theirs: dict, baseline: str, column: Column, seed: int) -> PairedTest:
+def _paired(ours: dict, theirs: dict, baseline: str, column: Column, seed: int, reference: str = GRAD_ELLM) -> PairedTest:
     test = PairedTest(baseline, column.dataset, column.metric, 0)
     if not ours:
-        test.note = "no grad-ellm records"
+        test.note = f"no {reference} records"
         return test
     shared = sorted(ours.keys() & theirs.keys())
     test.pairs = len(shared)
@@ -203,15 +208,23 @@ def _paired(ours: dict, theirs: dict, baseline: str, column: Column, seed: int) 
     return test
 
 
+UDIG = "udig"
+TOPK_TITLE = ("Top 20% of source tokens: Log-odds (lower is better), Comprehensiveness (higher), Sufficiency (lower), "
+              "the UDIG and DIG papers' metrics")
+
+
 def report_tables(collection: Collection, seed: int = 0) -> list[Table]:
     """Every table for every model: Table 1 (with its paired tests), Table 2, Deletion and Insertion (the
-    paper's Tables 4 and 5 show both for one model each; keys table4, table5)."""
+    paper's Tables 4 and 5 show both for one model each; keys table4, table5), the cost, and where the
+    records hold them the top-k metrics (with UDIG's paired tests) and the path methods' WAE."""
     classification = [d for d in collection.datasets if d not in collection.generation]
     specs = [
         ("table1", "Table 1: AUC pi-Soft-NS / pi-Soft-NC (higher is better)", collection.datasets, [AUC_NS, AUC_NC]),
         ("table2", "Table 2: raw Soft-NS / Soft-NC (higher is better) and E[R]", collection.datasets, [SOFT_NS, SOFT_NC, EXPECTED_KEPT]),
         ("table4", "Deletion AUC (higher is better), classification (the paper's Tables 4-5)", classification, [DELETION]),
         ("table5", "Insertion AUC (lower is better), classification (the paper's Tables 4-5)", classification, [INSERTION]),
+        ("topk", TOPK_TITLE, collection.datasets, [LOG_ODDS, COMPREHENSIVENESS, SUFFICIENCY]),
+        ("wae", "Word approximation error of the path methods' points (lower: closer to real words)", collection.datasets, [WAE]),
         ("cost", "Cost: seconds per input to explain (the method) and to evaluate (all metrics)", collection.datasets,
          [EXPLAIN_SECONDS, EVALUATE_SECONDS]),
     ]
@@ -221,17 +234,22 @@ def report_tables(collection: Collection, seed: int = 0) -> list[Table]:
             table = build_table(collection, key, title, model, datasets, metrics, seed)
             if table is None:
                 continue
+            if key == "wae":  # the path methods only: the others have no path to measure
+                table.methods = [m for m in table.methods if any(table.cells[(m, c)].n for c in table.columns)]
             if key == "table1":
+                _add_tests(collection, table, seed)
+            if key == "topk":
+                table.reference = UDIG if UDIG in table.methods else GRAD_ELLM
                 _add_tests(collection, table, seed)
             tables.append(table)
     return tables
 
 
 def _add_tests(collection: Collection, table: Table, seed: int) -> None:
-    """The paired tests of Table 1, or a note saying why there are none."""
-    if GRAD_ELLM not in table.methods:
-        table.notes.append("paired tests: no grad-ellm records for this model")
+    """The paired tests of the table's reference method, or a note saying why there are none."""
+    if table.reference not in table.methods:
+        table.notes.append(f"paired tests: no {table.reference} records for this model")
     elif len(table.methods) == 1:
-        table.notes.append("paired tests: no baseline method to test grad-ellm against")
+        table.notes.append(f"paired tests: no other method to test {table.reference} against")
     else:
         table.tests = paired_tests(collection, table, seed)

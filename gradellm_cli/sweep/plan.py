@@ -60,13 +60,14 @@ class SweepOptions:
     mask_unit: str = "token"
     metric_batch_size: int = 32
     gen_stride: int = 5
+    topk: float = 0.2
 
     # options added after manifests were first written, with the value that earlier runs used: a
     # manifest without them reads as having these (so an earlier run folder still resumes)
     ADDED_LATER: ClassVar[dict[str, Any]] = {
         "continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"], "vz_layers": "all",
         "attention_layers": "last", "similarity": "rope-qk", "grad_at": "pre-o", "kv_expansion": "grouped",
-        "dig_steps": 30, "neighbours": 30, "strategy": "greedy", "upscale": 0, "baseline_token": None,
+        "dig_steps": 30, "neighbours": 30, "strategy": "greedy", "upscale": 0, "baseline_token": None, "topk": 0.2,
     }
 
     def as_dict(self) -> dict[str, Any]:

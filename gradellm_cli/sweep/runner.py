@@ -71,6 +71,8 @@ def metric_settings(options: SweepOptions) -> MetricSettings:
         mask_unit=options.mask_unit,
         batch_size=options.metric_batch_size,
         gen_stride=options.gen_stride,
+        topk=options.topk,
+        baseline_token=options.baseline_token,
     )
 
 
