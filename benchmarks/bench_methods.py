@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds /= targets.steps
                 cells[(name, column)] = f"{seconds:.3f} s ({seconds / base:.1f}x)" + (f" + paths {search:.2f} s" if search else "")
                 progress = f"{column}: {name} {seconds:.3f} s = {seconds / base:.1f} x forward+backward ({base:.3f} s)"
+                progress += f", paths built in {search:.2f} s" if search else ""
                 print(progress, file=sys.stderr, flush=True)
             cells[("forward+backward", column)] = f"{min(bases):.3f} s (1.0x)" if bases else ""
         explainer = None  # free the model before loading the next

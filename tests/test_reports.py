@@ -635,3 +635,18 @@ def test_topk_metrics_get_their_own_table_with_udig_tested_against_the_others(tm
     assert any(path.name == "wae.md" for path in out)
     plain = write_reports(write(tmp_path / "plain" / "m.jsonl", run_records()), tmp_path / "plain-out")
     assert not any(path.stem in ("topk", "wae") for path in plain)
+
+
+def test_a_plot_is_titled_by_the_data_sets_it_shows_and_copied_records_are_not_a_partial_run(tmp_path):
+    """After --dataset picks one data set the default title names that one; a folder holding a run's
+    manifest and records but none of its done logs (an example copied out of a run) is not "partial"."""
+    from gradellm_cli.reports import partial_note
+    from gradellm_cli.reports.plot import _default_title
+
+    collection = collect(write(tmp_path / "m.jsonl", run_records()))
+    collection.rows = [row for row in collection.rows if row["dataset"] == "sst2"]
+    assert _default_title(collection).endswith("data sst2")
+    copied = tmp_path / "copied"
+    write(copied / "metrics.jsonl", run_records())
+    (copied / "manifest.json").write_bytes(orjson.dumps({"plan": {"units": 8}}))
+    assert partial_note(copied) is None

@@ -81,8 +81,8 @@ def partial_note(source: Path, named: bool = False) -> str | None:
     """A sentence for the reports of a sweep run folder whose units are not all done yet, else None;
     ``named``: it names the folder (a report of several runs)."""
     progress = run_progress(source)
-    if progress is None or progress[0] >= progress[1]:
-        return None
+    if progress is None or progress[0] >= progress[1] or not any(source.glob("done*.jsonl")):
+        return None  # no done log at all: records copied without their run's bookkeeping, not a run in progress
     run = f"partial run {source}" if named else "partial run"
     return f"{run}: {progress[0]} of {progress[1]} units done; these tables cover the finished units only"
 

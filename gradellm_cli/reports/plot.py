@@ -69,4 +69,5 @@ def plot_pi_curves(collection: Collection, path: Path, title: str | None = None)
 
 
 def _default_title(collection: Collection) -> str:
-    return f"pi-Soft-NS/NC vs pi, mean over inputs; model {', '.join(collection.models)}; data {', '.join(collection.datasets)}"
+    shown = [name for name in collection.datasets if any(row["dataset"] == name for row in collection.rows)]  # after filters
+    return f"pi-Soft-NS/NC vs pi, mean over inputs; model {', '.join(collection.models)}; data {', '.join(shown)}"
