@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
@@ -57,6 +58,32 @@ class TimeLeftColumn(ProgressColumn):
         return Text("left --:--:--" if left is None else f"left {clock(left)}", style="progress.remaining")
 
 
+_ACTIVE: list[Progress] = []  # the bar being drawn, if any (one at a time)
+
+
+@contextmanager
+def paused(stream: TextIO | None = None) -> Iterator[None]:
+    """Take the bar off the terminal while something is written to ``stream`` (default stdout), then
+    draw it again.
+
+    The bar is drawn on stderr; a line written to the same terminal by anything but the bar's own
+    console (a second Console, a JSONL writer) would land in the middle of it: rich's stdout/stderr
+    redirection does not reach them. Stopping the transient bar erases it; starting it again redraws it
+    below what was written. Nothing to do when the stream is a pipe or a file.
+    """
+    stream = stream or sys.stdout
+    if not _ACTIVE or not stream.isatty():
+        yield
+        return
+    progress = _ACTIVE[-1]
+    progress.stop()
+    try:
+        yield
+    finally:
+        stream.flush()
+        progress.start()
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None, unit: str = "records", resumed: int = 0) -> Iterator[Callable[..., None]]:
     """Yield ``advance(ran=True, description=None)``, called once per item when it is finished
@@ -66,7 +93,8 @@ def progress_bar(description: str, total: int | None, unit: str = "records", res
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit), TimeElapsedColumn(),
                TimeLeftColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=True, redirect_stdout=False) as progress:
+        _ACTIVE.append(progress)
         task = progress.add_task(description, total=total, completed=resumed, resumed=resumed)
         skipped = [resumed]
 
@@ -75,4 +103,7 @@ def progress_bar(description: str, total: int | None, unit: str = "records", res
             changes = {"description": description} if description is not None else {}
             progress.update(task, advance=1, resumed=skipped[0], **changes)
 
-        yield advance
+        try:
+            yield advance
+        finally:
+            _ACTIVE.remove(progress)

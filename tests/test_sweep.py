@@ -3,6 +3,7 @@ SmolLM2, two fast methods, two short SST-2 records, raw Soft-NS/NC with one samp
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -256,3 +257,33 @@ def test_a_second_process_on_the_same_shard_is_refused(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "another gradellm process is writing shard 0/2 of" in result.stderr and result.stderr.strip().count("\n") == 0
     assert not list(run_dir.glob("*.jsonl"))
+
+
+def test_results_written_to_the_terminal_take_the_bar_off_it_first(monkeypatch):
+    """On a terminal the bar is stopped (erased) before a result is written to stdout and drawn again
+    after; in a pipe nothing is touched."""
+    from gradellm_cli import progress
+
+    calls = []
+
+    class Bar:
+        def stop(self):
+            calls.append("stop")
+
+        def start(self):
+            calls.append("start")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(progress, "_ACTIVE", [Bar()])
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    with progress.paused():
+        calls.append("write")
+    assert calls == ["stop", "write", "start"]
+    calls.clear()
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    with progress.paused():
+        calls.append("write")
+    assert calls == ["write"]

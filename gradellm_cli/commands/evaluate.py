@@ -13,7 +13,7 @@ from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read
 from ..locks import sole_writer, truncate_for_overwrite
 from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
 from ..metrics.records import check_heatmap
-from ..progress import progress_bar
+from ..progress import paused, progress_bar
 from ..records import ERROR, METRIC, SCHEMA_VERSION
 from .options import (
     METRIC_DEFAULTS,
@@ -141,14 +141,17 @@ def _run(evaluator: Evaluator, heatmaps: str, output: str, done: dict, on_error:
                     raise GradellmError(message, exit_code=exc.exit_code) from None
                 failures += 1
                 print(f"gradellm: skipped: {message}", file=sys.stderr)
-                writer.write([_skipped(record, line.number, exc.message)])
+                with paused():
+                    writer.write([_skipped(record, line.number, exc.message)])
                 advance()
                 continue
             if isinstance(result, dict):
                 undefined += result["kind"] == ERROR
-                writer.write([result])
+                with paused():  # a record on the terminal's stdout: the bar steps aside
+                    writer.write([result])
             advance(ran=result is not RESUMED)
-        writer.write(evaluator.finish(done))
+        with paused():
+            writer.write(evaluator.finish(done))
     return failures, undefined
 
 

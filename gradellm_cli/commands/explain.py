@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read
 from ..locks import sole_writer, truncate_for_overwrite
 from ..methods import MethodOptions, check_method_options, parse_methods
 from ..methods.grad_ellm import variant_options
-from ..progress import progress_bar
+from ..progress import paused, progress_bar
 from ..prompts import get_task
 from ..view import print_heatmap
 from .options import (
@@ -326,14 +327,16 @@ def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, 
                 if on_error == "stop":
                     raise
                 failures += 1
-                errors.print(f"gradellm: skipped: {exc}", markup=False, highlight=False, soft_wrap=True)  # one line, whatever the width
+                with paused(sys.stderr):
+                    errors.print(f"gradellm: skipped: {exc}", markup=False, highlight=False, soft_wrap=True)  # one line, whatever the width
                 advance()
                 continue
-            writer.write(records)
+            with paused():  # results on the terminal's stdout: the bar steps aside (a no-op in a pipe)
+                writer.write(records)
+                if show:
+                    for record in records:
+                        print_heatmap(console, record, all_tokens)
             advance(ran=bool(records))  # no records: every method was done by an earlier run
-            if show:
-                for record in records:
-                    print_heatmap(console, record, all_tokens)
     return failures
 
 
