@@ -8,6 +8,7 @@ for generation; error counts; the Markdown/CSV files; the plot files; and one-li
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -374,7 +375,7 @@ def test_render_table_prints_and_writes_files(app, tmp_path):
     out = tmp_path / "reports"
     result = invoke(app, "render", "--table", str(metrics), "--table-out", str(out))
     assert result.exit_code == 0, (result.output, result.exception)
-    assert "Table 1" in result.stdout and "grad-ellm" in result.stdout and "Paired test" in result.stdout
+    assert "Table 1" in result.stdout and "grad-ellm" in result.stdout and "Paired sign-flip test" in result.stdout
     assert (out / "table1.md").exists() and (out / "deletion_insertion.csv").exists()
     assert "wrote" in result.stderr
 
@@ -650,3 +651,20 @@ def test_a_plot_is_titled_by_the_data_sets_it_shows_and_copied_records_are_not_a
     write(copied / "metrics.jsonl", run_records())
     (copied / "manifest.json").write_bytes(orjson.dumps({"plan": {"units": 8}}))
     assert partial_note(copied) is None
+
+
+def test_tables_printed_to_a_pipe_are_the_whole_markdown_never_cut(tmp_path):
+    """In a pipe (or a terminal too narrow for them) the tables are printed as the Markdown the files
+    hold, every interval whole; rich's 80-column layout would cut them to '0.…'."""
+    from rich.console import Console
+
+    from gradellm_cli.reports import print_reports
+
+    collection = collect(write(tmp_path / "m.jsonl", run_records(noise=0.01)))
+    tables = report_tables(collection)
+    console = Console(file=io.StringIO(), width=80)
+    print_reports(collection, tables, console)
+    printed = console.file.getvalue()
+    assert "…" not in printed and "| `grad-ellm` |" in printed
+    cell = table(tables, "table1").cells[("grad-ellm", Column("sst2", AUC_NS))]
+    assert f"[{cell.low:.3f}, {cell.high:.3f}]" in printed

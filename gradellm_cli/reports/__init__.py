@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.measure import Measurement
 
 from ..atomic import replace_atomically
 from ..errors import BadInput, OutputError
@@ -56,25 +57,31 @@ def write_reports(source: Path | str | Sequence[Path | str], out_dir: Path | str
     partial = "; ".join(filter(None, (partial_note(path, named=len(runs) > 1) for path in runs))) or None
     written = _write_files(tables, target, seed, partial)  # before printing: a closed pipe must not lose the files
     if console is not None:
-        print_reports(collection, tables, console)
+        print_reports(collection, tables, console, seed)
         if partial:
-            console.print(f"note: {partial}", style="yellow", markup=False, highlight=False)
+            console.print(f"note: {partial}", style="yellow", markup=False, highlight=False, soft_wrap=True)
         for stem, keys in REPORT_FILES.items():
             if stem not in OPTIONAL and not any(t.key in keys for t in tables):
-                console.print(f"note: {stem}: {MISSING[stem]}", style="yellow", markup=False, highlight=False)
+                console.print(f"note: {stem}: {MISSING[stem]}", style="yellow", markup=False, highlight=False, soft_wrap=True)
     return written
 
 
-def print_reports(collection: Collection, tables: list[Table], console: Console) -> None:
+def print_reports(collection: Collection, tables: list[Table], console: Console, seed: int = 0) -> None:
+    """The tables on ``console``: rich tables on a terminal wide enough for them; otherwise (a pipe, a
+    file, a narrow terminal) the Markdown the files hold, whole, never cut to fit a width."""
     for table in tables:
-        for rich_table in rich_tables(table):
-            console.print(rich_table)
+        shown = rich_tables(table)
+        if console.is_terminal and all(Measurement.get(console, console.options, t).minimum <= console.width for t in shown):
+            for rich_table in shown:
+                console.print(rich_table)
+        else:
+            console.print(markdown_table(table, seed), markup=False, highlight=False, soft_wrap=True)
         for note in table.notes:
-            console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
+            console.print(f"note: {note}", style="yellow", markup=False, highlight=False, soft_wrap=True)
         console.print()
     read = ", ".join(str(path) for path in collection.sources)
     console.print(f"{len(collection.rows)} metric record(s) from {read}; {collection.passed_over} passed over "
-                  "(generation steps, duplicates)", style="dim", markup=False, highlight=False)
+                  "(generation steps, duplicates)", style="dim", markup=False, highlight=False, soft_wrap=True)
 
 
 def partial_note(source: Path, named: bool = False) -> str | None:
