@@ -13,6 +13,11 @@ from .errors import EXIT_INTERRUPTED, INTERRUPTED_MESSAGE, watch_interrupts
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--version"]:  # answered before the commands (and torch) are imported: milliseconds
+        from . import __version__
+
+        print(f"gradellm {__version__}")
+        return
     watch_interrupts()
     try:
         from .cli import main as run

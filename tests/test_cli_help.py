@@ -22,3 +22,13 @@ def test_every_command_help_has_an_example(app, command):
     result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "Example" in result.stdout and f"gradellm {command}" in result.stdout
+
+
+def test_version_from_the_console_script_imports_no_command():
+    """`gradellm --version` answers without loading the commands (torch, transformers): a fast check."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.argv = ['gradellm', '--version']; from gradellm_cli.entry import main; main(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == f"gradellm {__version__}\nFalse\n"
