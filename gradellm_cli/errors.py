@@ -19,6 +19,7 @@ EXIT_NOT_FOUND = 3  # unknown model, method, task, dataset, file
 EXIT_IO = 4  # output could not be written (disk full, permissions)
 EXIT_SKIPPED = 5  # run finished but some records were skipped
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_PIPE_CLOSED = 141  # the reader of stdout went away (128 + SIGPIPE, as a Unix tool killed by it)
 INTERRUPTED_MESSAGE = "gradellm: interrupted; records written so far are kept, rerun the same command to resume"
 
 
@@ -57,6 +58,13 @@ class OutputError(GradellmError):
     exit_code = EXIT_IO
 
 
+class PipeClosed(OutputError):
+    """The reader of stdout went away (``| head``): the program ends quietly, as Unix tools do, with the
+    exit status of a process killed by SIGPIPE; everything written before stays written."""
+
+    exit_code = EXIT_PIPE_CLOSED
+
+
 _interrupted = False
 
 
@@ -93,6 +101,11 @@ def one_line_errors() -> Iterator[None]:
     """
     try:
         yield
+    except PipeClosed as exc:
+        # no message: the reader asked for no more; stdout goes to /dev/null so that Python's own final
+        # flush does not complain about the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(exc.exit_code)
     except GradellmError as exc:
         if os.environ.get("GRADELLM_DEBUG"):
             raise

@@ -21,7 +21,7 @@ from typing import IO, Any
 import orjson
 
 from .atomic import replace_atomically
-from .errors import BadInput, NotFound, OutputError
+from .errors import BadInput, NotFound, OutputError, PipeClosed
 
 
 @dataclass
@@ -196,7 +196,7 @@ class JsonlWriter:
                 if self._regular:
                     os.fsync(self._handle.fileno())
         except BrokenPipeError:
-            raise OutputError("the output pipe was closed") from None
+            raise PipeClosed("the output pipe was closed") from None
         except OSError as exc:
             self._cut_back(start)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror

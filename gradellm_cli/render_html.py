@@ -78,7 +78,7 @@ def _tokens_html(units: list[Unit], top_p: bool) -> str:
 def _step_html(record: dict[str, Any], all_tokens: bool, view: dict[str, Any], top_p: float | None) -> str:
     esc = html.escape
     steps = record.get("steps", 1) or 1
-    step = f"step {record.get('step', 0) + 1}/{steps} \u00b7 " if steps > 1 else ""
+    step = f"step {record.get('step', 0)} ({record.get('step', 0) + 1} of {steps}) \u00b7 " if steps > 1 else ""
     target = (
         f'<div class="target">{step}target <b>{esc(repr(record["target_token"]))}</b> '
         f"p={record['target_prob']:.3f} logit={record['target_logit']:.2f}</div>"

@@ -41,7 +41,8 @@ def heatmap_text(record: dict[str, Any], all_tokens: bool = False, numbers: bool
 
 
 def heatmap_header(record: dict[str, Any]) -> Text:
-    step = f" step {record['step'] + 1}/{record['steps']}" if record.get("steps", 1) > 1 else ""
+    # the record's own 0-based step, then its place among the steps, so the label matches the field
+    step = f" step {record['step']} ({record['step'] + 1} of {record['steps']})" if record.get("steps", 1) > 1 else ""
     header = Text()
     header.append(f"{record['id']}", style="bold")
     header.append(f" {record['model']} {record['method']}{step} ", style="dim")

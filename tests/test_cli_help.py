@@ -32,3 +32,12 @@ def test_version_from_the_console_script_imports_no_command():
     code = "import sys; sys.argv = ['gradellm', '--version']; from gradellm_cli.entry import main; main(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == f"gradellm {__version__}\nFalse\n"
+
+
+def test_h_is_help_and_methods_lists_one_per_line_in_a_pipe(app):
+    assert "Usage: gradellm" in CliRunner().invoke(app, ["-h"]).stdout
+    assert "Usage: gradellm render" in CliRunner().invoke(app, ["render", "-h"]).stdout
+    lines = CliRunner().invoke(app, ["methods"]).stdout.splitlines()
+    names = [line.split("\t")[0] for line in lines]
+    assert names[0] == "grad-ellm" and {"udig", "dig", "value-zeroing", "value-occlusion"} <= set(names)
+    assert all(line.count("\t") == 1 for line in lines)

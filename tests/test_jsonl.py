@@ -96,3 +96,17 @@ def test_explain_to_a_full_device_is_one_line_and_exit_4():
     err = result.stderr.decode().strip()
     assert result.returncode == EXIT_IO, err
     assert err == "gradellm: error: cannot write to /dev/full: the disk is full"
+
+
+def test_a_reader_that_goes_away_ends_the_writer_quietly():
+    """`gradellm ... --output - | head -1`: no message on stderr, exit 141 as a Unix tool killed by SIGPIPE."""
+    import subprocess
+    import sys
+
+    writer = ("from gradellm_cli.errors import one_line_errors\nfrom gradellm_cli.jsonl import JsonlWriter\n"
+              "with one_line_errors():\n    with JsonlWriter('-') as out:\n        for i in range(200000):\n"
+              "            out.write([{'i': i}])\n")
+    script = f"{sys.executable} -c \"$WRITER\" | head -1; echo \"status=${{PIPESTATUS[0]}}\""
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={"WRITER": writer}, timeout=120)
+    assert result.stdout.splitlines() == ['{"i":0}', "status=141"]
+    assert result.stderr == ""

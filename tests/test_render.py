@@ -196,4 +196,4 @@ def test_html_page_groups_generation_steps_in_their_column():
     steps = [make("g", "grad-ellm", [" Once"], [1.0], step=s, steps=3, target_token=t) for s, t in [(2, " a"), (0, " upon"), (1, " time")]]
     page = html_page(steps)
     assert page.count('<section class="record"') == 1 and page.count('<div class="method"') == 1
-    assert page.index("step 1/3") < page.index("step 2/3") < page.index("step 3/3")
+    assert page.index("step 0 (1 of 3)") < page.index("step 1 (2 of 3)") < page.index("step 2 (3 of 3)")

@@ -93,3 +93,12 @@ def test_metric_names_and_bad_settings():
         MetricSettings(topk=0)
     with pytest.raises(BadInput, match="unknown metric"):
         parse_metrics("log_odds")
+
+
+def test_a_data_record_given_to_evaluate_is_named_as_such():
+    from gradellm_cli.metrics.records import check_heatmap
+
+    with pytest.raises(BadInput, match="no 'kind' field.*a data file"):
+        check_heatmap({"id": "sst2-test-1", "text": "a fine film", "label": 1})
+    with pytest.raises(BadInput, match="is a 'metric' record"):
+        check_heatmap({"id": "x", "kind": "metric"})

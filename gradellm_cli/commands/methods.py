@@ -13,7 +13,12 @@ def methods() -> None:
 
     Example: gradellm methods
     """
+    console = Console()
+    if not console.is_terminal:  # scripts: one method per line, name, a tab, its description, never wrapped
+        for name in method_names():
+            print(f"{name}\t{get_method(name).description}")
+        return
     table = Table("method", "what it computes", box=None, header_style="bold")
     for name in method_names():
         table.add_row(name, get_method(name).description)
-    Console().print(table)
+    console.print(table)

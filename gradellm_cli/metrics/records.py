@@ -22,11 +22,18 @@ def is_classification(record: dict[str, Any]) -> bool:
     return record.get("label_ids") is not None
 
 
+def not_a_heatmap(record: dict[str, Any]) -> str:
+    """Why ``record`` is refused as a heatmap record, in words a user of a data file recognises."""
+    if "kind" not in record:
+        return "has no 'kind' field: not a heatmap record from `gradellm explain` (a data file? explain it first)"
+    return f"is a {record.get('kind')!r} record, not a heatmap record"
+
+
 def check_heatmap(record: dict[str, Any]) -> None:
     """Raise :class:`BadInput` (naming the record) unless ``record`` is a usable heatmap record."""
     name = record.get("id")
     if record.get("kind") != HEATMAP:
-        raise BadInput(f"is a {record.get('kind')!r} record, not a heatmap record", record=name)
+        raise BadInput(not_a_heatmap(record), record=name)
     for field in ("id", "model", "method", "step", "target_id", *_LISTS):
         if record.get(field) is None:
             raise BadInput(f"heatmap record lacks the field {field!r}", record=name)

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import BadInput
 from ..records import ERROR, HEATMAP
 from .evaluate import evaluate_record
-from .records import SEQUENCE_STEP, check_heatmap, is_classification, record_key
+from .records import SEQUENCE_STEP, check_heatmap, is_classification, not_a_heatmap, record_key
 from .sequence import evaluated_step, sequence_record
 from .settings import MetricSettings
 
@@ -134,7 +134,7 @@ def evaluate_stream(
         if record.get("kind") == ERROR:
             continue
         if record.get("kind") != HEATMAP:
-            raise BadInput(f"is a {record.get('kind')!r} record, not a heatmap record", record=record.get("id"))
+            raise BadInput(not_a_heatmap(record), record=record.get("id"))
         result = evaluator.evaluate(record)
         if result is not None:
             yield result
