@@ -19,6 +19,7 @@ $(BIN)/gradellm: pyproject.toml
 setup: $(BIN)/gradellm
 
 demo: setup
+	mkdir -p out
 	$(BIN)/gradellm explain "a gorgeous, witty, seductive movie." --output out/demo.jsonl --overwrite
 	@echo "heatmap record written to out/demo.jsonl"
 

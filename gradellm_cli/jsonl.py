@@ -160,6 +160,18 @@ def _write_all(handle: IO[bytes], payload: bytes) -> None:
         view = view[written:]
 
 
+def check_output(path: str | None) -> None:
+    """Refuse, before any model loads, an ``--output`` file whose folder does not exist or cannot be
+    written: a mistyped path is an error, not a new folder tree."""
+    if path in (None, "-"):
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise BadInput(f"--output {path}: the folder {folder} does not exist (create it first)")
+    if not os.access(folder, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+        raise OutputError(f"cannot write {path}: permission denied")
+
+
 class JsonlWriter:
     """Appends records to a file (or writes them to stdout for ``-``), one flushed batch at a time."""
 

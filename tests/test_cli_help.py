@@ -41,3 +41,21 @@ def test_h_is_help_and_methods_lists_one_per_line_in_a_pipe(app):
     names = [line.split("\t")[0] for line in lines]
     assert names[0] == "grad-ellm" and {"udig", "dig", "value-zeroing", "value-occlusion"} <= set(names)
     assert all(line.count("\t") == 1 for line in lines)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--layers", "last:x"], "--layers 'last:x'"),
+    (["--method", "integrated-gradients", "--ig-steps", "0"], "--ig-steps must be at least 1"),
+    (["--method", "attention", "--attention-layers", "some"], "--attention-layers"),
+    (["--method", "udig", "--strategy", "random"], "--strategy"),
+    (["--output", "/no/such/folder/x.jsonl"], "does not exist"),
+])
+def test_option_values_are_refused_before_the_model_loads(app, monkeypatch, options, message):
+    from gradellm_cli import explain
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(explain.Explainer, "__init__", no_model)
+    result = CliRunner().invoke(app, ["explain", "a text", *options])
+    assert result.exit_code == 2 and message in result.stderr

@@ -110,3 +110,14 @@ def test_a_reader_that_goes_away_ends_the_writer_quietly():
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={"WRITER": writer}, timeout=120)
     assert result.stdout.splitlines() == ['{"i":0}', "status=141"]
     assert result.stderr == ""
+
+
+def test_an_output_in_a_missing_folder_is_refused_not_created(tmp_path):
+    from gradellm_cli.errors import BadInput
+    from gradellm_cli.jsonl import check_output
+
+    check_output(str(tmp_path / "x.jsonl"))
+    check_output("-")
+    with pytest.raises(BadInput, match="does not exist"):
+        check_output(str(tmp_path / "no" / "such" / "x.jsonl"))
+    assert not (tmp_path / "no").exists()

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from ..errors import EXIT_SKIPPED, BadInput, GradellmError
-from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl
+from ..jsonl import JsonlWriter, check_input, check_output, completed_lines, count_lines, read_jsonl
 from ..locks import sole_writer, truncate_for_overwrite
 from ..metrics import Evaluator, MetricSettings, ModelPool, parse_metrics, parse_pi_grid, record_key
 from ..metrics.records import check_heatmap
@@ -88,6 +88,7 @@ def _evaluate(heatmaps: str, output: str, settings: MetricSettings, device: str,
     if heatmaps == "-" and sys.stdin.isatty():
         raise BadInput("no heatmap records on stdin: pass --heatmaps FILE, or pipe `gradellm explain ... --output -` into this")
     check_input(heatmaps)
+    check_output(output)
     with sole_writer(output):
         done = _resume(output, overwrite, settings)
         evaluator = Evaluator(settings, ModelPool(device, _model_specs(model or [])))

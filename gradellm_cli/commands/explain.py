@@ -15,7 +15,7 @@ from rich.console import Console
 from ..chat import check_chat, parse_source_roles
 from ..errors import BadInput, GradellmError
 from ..explain import GIVEN, Explainer, ExplainSettings
-from ..jsonl import JsonlWriter, check_input, completed_lines, count_lines, read_jsonl, rewrite_jsonl
+from ..jsonl import JsonlWriter, check_input, check_output, completed_lines, count_lines, read_jsonl, rewrite_jsonl
 from ..locks import sole_writer, truncate_for_overwrite
 from ..methods import MethodOptions, check_method_options, parse_methods
 from ..methods.grad_ellm import variant_options
@@ -189,6 +189,7 @@ def explain(
         fields = JsonlFields(text_field, id_field, label_field, continuation_field, messages_field)
         inputs, total = _from_jsonl(input, settings, fields), count_lines(input)
     inputs = _first_checked(inputs, on_error)  # a bad first record with --on-error stop fails before the model loads
+    check_output(output)
     with sole_writer(output):  # before the model loads: a second writer is refused at once
         explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         done = _resume(output, overwrite, explainer, settings)

@@ -52,10 +52,8 @@ def parse_methods(spec: str) -> list[str]:
 
 def check_method_options(names: list[str], options: MethodOptions) -> None:
     """One-line errors for options the chosen methods cannot take, before any model loads."""
-    if {"udig", "dig"} & set(names):
-        from .discretized import path_settings
-
-        path_settings(options)
+    for name in names:
+        get_method(name).check(options)
 
 
 __all__ = ["check_method_options", "Method", "MethodOptions", "Targets", "get_method", "method_names", "parse_methods", "register"]

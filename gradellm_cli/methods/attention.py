@@ -43,6 +43,10 @@ class AttentionMethod(Method):
     def config(self, options: MethodOptions) -> dict:
         return {"attention_layers": options.attention_layers}
 
+    def check(self, options: MethodOptions) -> None:
+        if options.attention_layers not in ATTENTION_LAYERS:
+            raise BadInput(f"unknown --attention-layers {options.attention_layers!r}: use last or all")
+
     @torch.no_grad()
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         device = model.get_input_embeddings().weight.device

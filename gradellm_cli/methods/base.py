@@ -97,6 +97,11 @@ class Method(ABC):
         """The options that change this method's numbers, written into every record."""
         return {}
 
+    def check(self, options: MethodOptions) -> None:
+        """Refuse, with a one-line BadInput, option values this method cannot take, before any model
+        loads (what needs the model, such as a layer number beyond its depth, is checked later)."""
+        return None
+
 
 def input_embeddings(model, input_ids: torch.Tensor) -> torch.Tensor:
     """The model's own input embeddings of ``input_ids`` (with any scaling the model applies, as Gemma's)."""

@@ -70,6 +70,9 @@ class CaptumMethod(Method):
     def config(self, options: MethodOptions) -> dict[str, Any]:
         return {"target_fn": options.target_fn}
 
+    def check(self, options: MethodOptions) -> None:
+        check_target_fn(options.target_fn)
+
     @abstractmethod
     def raw_attributions(
         self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None

@@ -391,6 +391,10 @@ class PathMethod(Method):
             "baseline_token": options.baseline_token or "auto",
         }
 
+    def check(self, options: MethodOptions) -> None:
+        check_target_fn(options.target_fn)
+        path_settings(options)
+
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         return self.attribute_with_details(model, targets, options).scores
 

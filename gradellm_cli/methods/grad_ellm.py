@@ -88,6 +88,9 @@ def check_model(model, semantics: Semantics) -> None:
         )
 
 
+LAYERS_FOR_SYNTAX = 10_000  # a depth no model has: checks the form of a --layers spec before a model is known
+
+
 def select_layers(spec: str, n_layers: int) -> list[int]:
     """Parse ``--layers``: ``all``, ``last:N`` (the last N layers) or a list such as ``0,5,-1``."""
     spec = spec.strip()
@@ -129,6 +132,10 @@ class GradELLM(Method):
             "grad_at": options.grad_at,
             "kv_expansion": options.kv_expansion,
         }
+
+    def check(self, options: MethodOptions) -> None:
+        semantics_of(options)
+        select_layers(options.layers, LAYERS_FOR_SYNTAX)  # the spec's form; the model's depth is checked once it loads
 
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         semantics = semantics_of(options)

@@ -75,6 +75,13 @@ class IntegratedGradientsMethod(CaptumMethod):
     def config(self, options: MethodOptions) -> dict:
         return {"target_fn": options.target_fn, "ig_steps": options.ig_steps}
 
+    def check(self, options: MethodOptions) -> None:
+        super().check(options)
+        if options.ig_steps < 1:
+            raise BadInput("--ig-steps must be at least 1")
+        if options.batch_size < 1:
+            raise BadInput("--batch-size must be at least 1")
+
     def raw_attributions(
         self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None
     ) -> torch.Tensor:

@@ -115,6 +115,10 @@ class ValueZeroing(Method):
     def config(self, options: MethodOptions) -> dict:
         return {"vz_layers": options.vz_layers, "distance": "cosine", "representation": "layer_output"}
 
+    def check(self, options: MethodOptions) -> None:
+        if options.vz_layers not in VZ_LAYERS:
+            raise BadInput(f"unknown --vz-layers {options.vz_layers!r}: use all or last")
+
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         if options.vz_layers not in VZ_LAYERS:
             raise BadInput(f"unknown --vz-layers {options.vz_layers!r}: use all or last")
