@@ -71,6 +71,7 @@ def test_jsonl_with_a_bad_line_writes_every_good_record_and_resumes(tmp_path):
     again = run_cli("explain", "--input", str(data), "--output", str(out), "--no-show")
     assert again.returncode == 5
     assert [r["id"] for r in read_records(out)] == ["a", "c"]
+    assert "2 input(s) already in" in again.stderr.decode()  # a rerun says what it did not redo
 
     # Stop mode ends at the first bad record, with a one-line error.
     stop = run_cli("explain", "--input", str(data), "--output", str(tmp_path / "o2.jsonl"), "--on-error", "stop")

@@ -25,7 +25,9 @@ from .options import (
     Overwrite,
     PiGrid,
     Samples,
+    Threads,
     TopK,
+    use_threads,
 )
 
 EXAMPLES = """
@@ -52,6 +54,7 @@ def evaluate(
         None, help="Log-odds: the token put in place of the top-k (default: the model's mask token, else unk, pad or eos)."
     ),
     device: Device = "auto",
+    threads: Threads = None,
     model: list[str] | None = typer.Option(
         None, "--model", "-m", help="Where to load a model whose records name it by file or folder name (.gguf file or folder); repeatable."
     ),
@@ -67,6 +70,7 @@ def evaluate(
 
     Example: gradellm explain --input data.jsonl --method all --output - | gradellm evaluate --heatmaps - --output metrics.jsonl
     """
+    use_threads(threads)
     if on_error not in ("skip", "stop"):
         raise BadInput("--on-error takes skip or stop")
     settings = MetricSettings(

@@ -48,9 +48,11 @@ from .options import (
     Strategy,
     Target,
     TargetFn,
+    Threads,
     Upscale,
     Variant,
     VzLayers,
+    use_threads,
 )
 
 EXAMPLES = """
@@ -132,6 +134,7 @@ def explain(
     output: str | None = typer.Option(None, "--output", "-o", help="JSONL file to append records to ('-' for stdout)."),
     seed: int = typer.Option(0, help="Seed for anything random (the random baseline)."),
     device: Device = "auto",
+    threads: Threads = None,
     dtype: Dtype = "float32",
     show: bool | None = typer.Option(None, "--show/--no-show", help="Print coloured heatmaps (default: unless --output -)."),
     all_tokens: bool = typer.Option(False, "--all-tokens", help="Show template tokens in the heatmap too."),
@@ -144,6 +147,7 @@ def explain(
     Writes one heatmap record per (input, method, step) to --output and prints coloured heatmaps.
     A rerun with the same --output resumes: inputs already written are skipped.
     """
+    use_threads(threads)
     if sum(source is not None for source in (text, input, dataset)) != 1:
         raise BadInput("give one of a TEXT argument, --input FILE or --dataset NAME")
     if on_error not in ("skip", "stop"):
@@ -318,7 +322,7 @@ def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings:
 def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total) -> int:
     console = Console(stderr=output == "-")  # records on stdout: heatmaps (an explicit --show) go to stderr
     errors = Console(stderr=True)
-    failures = 0
+    failures = resumed = 0
     seen: set[str] = set()
     with JsonlWriter(output) as writer, progress_bar("explaining", total) as advance:
         for item in inputs:
@@ -338,6 +342,9 @@ def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, 
                     for record in records:
                         print_heatmap(console, record, all_tokens)
             advance(ran=bool(records))  # no records: every method was done by an earlier run
+            resumed += not records
+    if resumed:
+        print(f"gradellm: {resumed} input(s) already in {output} were not explained again (resumed)", file=sys.stderr)
     return failures
 
 

@@ -62,6 +62,25 @@ BaselineToken = Annotated[
 ]
 TargetFn = Annotated[str, typer.Option(help="Gradient baselines explain the target's probability or logit.")]
 MethodBatchSize = Annotated[int, typer.Option(help="Batch size of methods that run many passes.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(help="CPU threads for torch (default: torch's own, one per core); 1 when other work shares the cores."),
+]
+
+
+def use_threads(threads: int | None) -> None:
+    """Apply ``--threads`` (checked first: a bad value is refused before anything loads)."""
+    if threads is None:
+        return
+    if threads < 1:
+        from ..errors import BadInput
+
+        raise BadInput("--threads must be at least 1")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 Dtype = Annotated[str, typer.Option(help="float32, bfloat16 or float16.")]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N, auto (a GPU if there is one), or map:auto (spread over GPUs and CPU).")]
 SweepDevice = Annotated[

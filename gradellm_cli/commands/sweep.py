@@ -43,10 +43,12 @@ from .options import (
     SweepDevice,
     Target,
     TargetFn,
+    Threads,
     TopK,
     Upscale,
     Variant,
     VzLayers,
+    use_threads,
 )
 
 EXAMPLES = """
@@ -114,6 +116,7 @@ def sweep(
     topk: TopK = METRIC_DEFAULTS.topk,
     seed: int = typer.Option(0, help="Seed of the random baseline and the soft perturbations."),
     device: SweepDevice = "auto",
+    threads: Threads = None,
     dtype: Dtype = "float32",
     shard: str | None = typer.Option(
         None, help="Run share i of n (i/n, e.g. 0/2); default: RANK/WORLD_SIZE from the environment, else 0/1."
@@ -136,6 +139,7 @@ def sweep(
     from ..sweep.sharding import parse_shard, process_device
     from ..sweep.store import DONE, ShardStore, done_lines
 
+    use_threads(threads)  # not in the manifest: threads change float rounding at most, and a resume may use others
     started = time.perf_counter()
     the_shard = parse_shard(shard)
     placement = process_device(device)  # before anything is written: a device map under a multi-process launch is refused
