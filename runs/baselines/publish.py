@@ -1,0 +1,118 @@
+"""Table 1 with the paper's baselines: the combined report of runs/paper and runs/baselines, into the README.
+
+    python runs/baselines/publish.py          # from the repository root, after the runs (or during them)
+
+1. ``gradellm render --table runs/paper runs/baselines --table-out runs/baselines/report`` (every table,
+   both runs as one, with CIs and paired tests against Grad-ELLM);
+2. from its ``table1.csv``, per model, a compact Table 1 over the three data sets these runs cover
+   (SST-2, BoolQ, TellMeWhy), every method's mean [95% interval] and rank (n below 20/20/10 marked),
+   written into README.md between ``<!-- baselines:begin -->`` and ``<!-- baselines:end -->``, with
+   the units done and the wall time from ``timeline.log``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "runs" / "baselines"
+DATASETS = ("sst2", "boolq", "tellmewhy")
+FULL = {"sst2": 20, "boolq": 20, "tellmewhy": 10}
+METRICS = (("auc_pi_soft_ns", "NS"), ("auc_pi_soft_nc", "NC"))
+NEW = ("value-zeroing", "grad-ellm (port)", "attention (all layers)")
+BEGIN, END = "<!-- baselines:begin -->", "<!-- baselines:end -->"
+
+
+def make_report() -> None:
+    command = [sys.executable, "-m", "gradellm_cli", "render", "--table", "runs/paper", "runs/baselines",
+               "--table-out", "runs/baselines/report"]
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def read_table1() -> dict[str, dict[tuple[str, str, str], dict[str, str]]]:
+    rows: dict[str, dict] = defaultdict(dict)
+    with open(RUN / "report" / "table1.csv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["dataset"] in DATASETS:
+                rows[row["model"]][(row["method"], row["dataset"], row["metric"])] = row
+    return rows
+
+
+def cell(row: dict[str, str] | None, dataset: str) -> str:
+    if row is None or not row["mean"]:
+        return "—"
+    text = f"{float(row['mean']):.3f} [{float(row['ci_low']):.3f}, {float(row['ci_high']):.3f}] ({row['rank']})"
+    if int(row["n"]) < FULL[dataset]:
+        text += f" n={row['n']}"
+    return text
+
+
+def model_table(model: str, rows: dict[tuple[str, str, str], dict[str, str]]) -> list[str]:
+    methods = list(dict.fromkeys(method for method, _, _ in rows))
+    head = [f"{d} {label}" for d in DATASETS for _, label in METRICS]
+    lines = [f"**{model}** (AUC pi-Soft-NS / NC, mean [95% interval] (rank in the column))", "",
+             "| method | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for method in methods:
+        name = f"**`{method}`**" if method in NEW else f"`{method}`"
+        cells = [cell(rows.get((method, d, m)), d) for d in DATASETS for m, _ in METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def units_done() -> str:
+    parts = []
+    for folder in sorted(p for p in RUN.iterdir() if (p / "manifest.json").exists()):
+        planned = json.loads((folder / "manifest.json").read_text())["plan"]["units"]
+        done_log = folder / "done.jsonl"
+        done = sum(1 for line in done_log.read_text().splitlines() if line.strip()) if done_log.exists() else 0
+        parts.append(f"`{folder.name}` {done} of {planned}")
+    return ", ".join(parts)
+
+
+def wall_hours() -> float:
+    """Hours during which at least one of the run's sweeps was running (timeline.log start/stop lines)."""
+    spans, open_at = [], {}
+    for line in (RUN / "timeline.log").read_text().splitlines():
+        kind, name, stamp = line.split()[:3]
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if kind == "start":
+            open_at[name] = moment
+        elif kind == "stop" and name in open_at:
+            spans.append((open_at.pop(name), moment))
+    spans.sort()
+    total, end = 0.0, None
+    for start, stop in spans:  # the union of the spans
+        if end is None or start > end:
+            total += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            total += (stop - end).total_seconds()
+            end = stop
+    return total / 3600
+
+
+def main() -> None:
+    make_report()
+    tables = read_table1()
+    lines = [BEGIN, f"Units done: {units_done()}; {wall_hours():.1f} hours of wall time so far "
+             "(two or three single-threaded sweeps side by side on a 2-vCPU machine; `runs/baselines/timeline.log`).", ""]
+    for model in ("smollm2", "gemma3"):
+        if model in tables:
+            lines += model_table(model, tables[model])
+    lines.append(END)
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    before, _, rest = text.partition(BEGIN)
+    _, _, after = rest.partition(END)
+    readme.write_text(before + "\n".join(lines) + after, encoding="utf-8")
+    print(f"README.md: Table 1 with the baselines ({units_done()})")
+
+
+if __name__ == "__main__":
+    main()
