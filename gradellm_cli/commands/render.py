@@ -218,7 +218,7 @@ def _report(sources: list[str], table: bool, table_out: str | None, plot: str | 
     paths = [Path(source) for source in sources]
     named = ", ".join(sources)
     if table:
-        written = write_reports(paths if len(paths) > 1 else paths[0], table_out, seed=seed, console=Console())
+        written = write_reports(paths, table_out, seed=seed, console=Console())
         print(f"gradellm: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
     if plot is not None:
         collection = collect(paths)

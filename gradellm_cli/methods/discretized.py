@@ -358,14 +358,12 @@ def integrate(
 def attribute_step(model, baseline: int, kind: str, prefix_ids: torch.Tensor, moving: torch.Tensor,
                    target_id: int, options: MethodOptions, contrast_id: int | None = None) -> PathAttribution:
     """One step: every moving position's token on its path at once, integrated (see the module docstring)."""
-    vocab = vocabulary(model)
-    settings = path_settings(options)
-    words = sorted({int(prefix_ids[p]) for p in torch.nonzero(moving).flatten().tolist()})
-    paths = paths_for(vocab, kind, words, baseline, settings)
+    moved = [int(prefix_ids[p]) for p in torch.nonzero(moving).flatten().tolist()]  # the moving tokens' words
+    paths = paths_for(vocabulary(model), kind, sorted(set(moved)), baseline, path_settings(options))
     points = path_points(model, prefix_ids, moving, paths)
     raw, values = integrate(model, points, target_id, options.target_fn, options.batch_size, contrast_id)
-    moved = [paths[int(prefix_ids[p])].wae for p in torch.nonzero(moving).flatten().tolist()]
-    return PathAttribution(raw, values, sum(moved) / len(moved) if moved else 0.0)
+    wae = [paths[word].wae for word in moved]
+    return PathAttribution(raw, values, sum(wae) / len(wae) if wae else 0.0)
 
 
 def moving_positions(targets: Targets, step: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Resume the runs that add the paper's baselines to Table 1 (issue 27): value-zeroing (both models),
+# Resume the runs that add the paper's baselines to Table 1: value-zeroing (both models),
 # grad-ellm --variant port (SmolLM2) and attention --attention-layers all (both models), each into its
 # own folder here, on the records and seeds of the published run (runs/paper).
 #
