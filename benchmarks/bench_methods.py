@@ -120,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
             record = first_record(dataset)
             prepared = explainer.prepare(record["id"], {"text": record["text"]}, ExplainSettings(task="sentiment"))
             targets = prepared.targets
-            options.record_id = prepared.record_id
             column = f"{model_name} {dataset} ({targets.input_ids.numel()} tok)"
             columns.append(column)
             forward_backward(explainer.model, targets)  # warm-up

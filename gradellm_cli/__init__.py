@@ -18,20 +18,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # public name -> (module, attribute)
 _EXPORTS = {
     "Explainer": ("explain", "Explainer"),
-    "ExplainSettings": ("explain", "ExplainSettings"),
-    "MethodOptions": ("methods", "MethodOptions"),
+    "ExplainSettings": ("settings", "ExplainSettings"),
+    "MethodOptions": ("settings", "MethodOptions"),
     "Targets": ("methods", "Targets"),
     "get_method": ("methods", "get_method"),
     "list_methods": ("api", "list_methods"),
-    "MetricSettings": ("metrics", "MetricSettings"),
-    "Evaluator": ("metrics", "Evaluator"),
+    "MetricSettings": ("metrics.settings", "MetricSettings"),
+    "Evaluator": ("metrics.stream", "Evaluator"),
     "evaluate": ("api", "evaluate"),
-    "evaluate_record": ("metrics", "evaluate_record"),
+    "evaluate_record": ("metrics.evaluate", "evaluate_record"),
     "read_records": ("api", "read_records"),
     "read_run": ("api", "read_run"),
     "report_tables": ("reports", "report_tables"),
@@ -39,7 +39,18 @@ _EXPORTS = {
     "plot_pi_curves": ("reports", "plot_pi_curves"),
     "html_page": ("render_html", "html_page"),
     "aggregate": ("units", "aggregate"),
-    "heatmap_record": ("records", "heatmap_record"),
+    "heatmap_record": ("schema", "heatmap_record"),
+    "HeatmapRecord": ("schema", "HeatmapRecord"),
+    "MetricRecord": ("schema", "MetricRecord"),
+    "ErrorRecord": ("schema", "ErrorRecord"),
+    "validate": ("schema", "validate"),
+    "explain_to": ("pipelines", "explain_to"),
+    "evaluate_to": ("pipelines", "evaluate_to"),
+    "ExplainInput": ("pipelines", "ExplainInput"),
+    "InputFields": ("pipelines", "InputFields"),
+    "text_input": ("pipelines", "text_input"),
+    "jsonl_inputs": ("pipelines", "jsonl_inputs"),
+    "read_heatmaps": ("pipelines", "read_heatmaps"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -22,9 +22,9 @@ import torch
 
 from .errors import BadInput
 from .prompts import Prompt, _template_trims, check_length, fill_slots, placeholder, tokenise_spans
+from .settings import DEFAULT_SOURCE_ROLES  # noqa: F401 - re-exported
 
 ROLES = ("system", "user", "assistant", "tool")
-DEFAULT_SOURCE_ROLES = ("user",)
 FALLBACK_REPLY = "Assistant:\n"  # the plain-text fallback's generation prompt
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# Exit codes, documented in the README.
+# Exit codes, documented in docs/records.md.
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # malformed or invalid input record / option
 EXIT_NOT_FOUND = 3  # unknown model, method, task, dataset, file

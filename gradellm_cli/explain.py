@@ -17,48 +17,30 @@ which is also where a model's own reply starts.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .chat import DEFAULT_SOURCE_ROLES, build_chat_prompt, check_messages, split_reply
 from .errors import BadInput
-from .methods import MethodOptions, Targets, get_method
+from .lazy import LazyModule
 from .models import DEFAULT_MODEL, input_device, load_model, load_tokenizer, pick_device, resolve_model
-from .prefill import PrefixCache, fill_cache
-from .prompts import Prompt, Task, build_prompt, get_task, label_token_ids, text_ids
-from .records import heatmap_record
-from .row_pass import layer_kinds
+from .schema import heatmap_record
+from .settings import ExplainSettings, MethodOptions  # noqa: F401 - re-exported: the settings of this pipeline
+
+if TYPE_CHECKING:
+    from .methods import Targets
+    from .prefill import PrefixCache
+    from .prompts import Prompt, Task
+
+# imported when an Explainer first needs them, so that `gradellm_cli.Explainer` loads no torch
+torch = LazyModule("torch")
+chat = LazyModule(".chat", __package__)
+methods = LazyModule(".methods", __package__)
+prefill = LazyModule(".prefill", __package__)
+prompts = LazyModule(".prompts", __package__)
+row_pass = LazyModule(".row_pass", __package__)
 
 GENERATED, GIVEN, LABEL = "generated", "given", "label"  # where a record's target came from (``target_source``)
-
-
-@dataclass
-class ExplainSettings:
-    """Everything that decides what is explained and how; written into each record's ``config``.
-
-    ``task`` None means ``sentiment``, or ``generate`` for an input with a continuation; an input
-    with messages is a chat whatever the task. ``contrast``: a word (one token) or, for a
-    continuation, a text of as many tokens, whose logit (or probability) is subtracted from the target's.
-    """
-
-    task: str | None = "sentiment"
-    target: str = "predicted"  # predicted | gold | a word
-    max_new_tokens: int = 20
-    methods: list[str] = field(default_factory=lambda: ["grad-ellm"])
-    options: MethodOptions = field(default_factory=MethodOptions)
-    source_roles: tuple[str, ...] = DEFAULT_SOURCE_ROLES
-    contrast: str | None = None
-
-    def task_for(self, continuation: bool = False, chat: bool = False) -> str:
-        """The task an input is explained with (see the class doc)."""
-        if chat:
-            return "chat"
-        if self.task is None:
-            return "generate" if continuation else "sentiment"
-        return self.task
 
 
 @dataclass
@@ -115,10 +97,10 @@ class Explainer:
         try:
             if messages is not None:
                 return self._chat(record_id, messages, continuation, settings)
-            task = get_task(settings.task_for(continuation=continuation is not None))
+            task = prompts.get_task(settings.task_for(continuation=continuation is not None))
             if continuation is not None and task.is_classification:
                 raise BadInput(f"a continuation needs a generation task (generate or raw), not {task.name}")
-            prompt = build_prompt(task, self.tokenizer, values or {}, self.context_length)
+            prompt = prompts.build_prompt(task, self.tokenizer, values or {}, self.context_length)
             if task.is_classification:
                 return self._classification(record_id, task, prompt, settings, label)
             return self._generation(record_id, task.name, prompt, settings, label, continuation)
@@ -144,9 +126,8 @@ class Explainer:
         return records
 
     def run_method(self, prepared: Prepared, name: str, settings: ExplainSettings) -> list[dict[str, Any]]:
-        method = get_method(name)
+        method = methods.get_method(name)
         options = settings.options
-        options.record_id = prepared.record_id
         started = time.perf_counter()
         result = method.attribute_with_details(self.model, prepared.targets, options)
         seconds = (time.perf_counter() - started) / prepared.targets.steps
@@ -171,21 +152,21 @@ class Explainer:
 
         Models whose layers the rows path does not know get a plain forward pass instead.
         """
-        if layer_kinds(self.model.config) is None:
+        if row_pass.layer_kinds(self.model.config) is None:
             return None, self._plain_logits(input_ids, positions)
         # the same pass whatever the methods, so the targets and their probabilities never depend on them
-        prefix, logits = fill_cache(self.model, input_ids, positions)
+        prefix, logits = prefill.fill_cache(self.model, input_ids, positions)
         wanted = "grad-ellm" in settings.methods and settings.options.grad_path == "rows"
         return (prefix if wanted else None), logits
 
-    @torch.no_grad()
     def _plain_logits(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         keep = input_ids.numel() - int(positions.min())
-        logits = self.model(input_ids[None].to(self.input_device), use_cache=False, logits_to_keep=keep).logits[0]
+        with torch.no_grad():
+            logits = self.model(input_ids[None].to(self.input_device), use_cache=False, logits_to_keep=keep).logits[0]
         return logits[(positions - int(positions.min())).to(logits.device)].float().cpu()
 
     def _classification(self, record_id: str, task: Task, prompt: Prompt, settings: ExplainSettings, label: str | None) -> Prepared:
-        label_ids = label_token_ids(task, self.tokenizer, prompt)
+        label_ids = prompts.label_token_ids(task, self.tokenizer, prompt)
         last = torch.tensor([prompt.input_ids.numel() - 1])
         contrast = self._classification_contrast(task, prompt, settings)  # before the forward pass: a bad word costs nothing
         prefix, logits = self._forward(prompt.input_ids, last, settings)
@@ -194,7 +175,7 @@ class Explainer:
         elif settings.target == "gold":
             target = label_ids[self._gold_index(task, label)]
         else:
-            target = label_token_ids(task, self.tokenizer, prompt, (settings.target,))[0]
+            target = prompts.label_token_ids(task, self.tokenizer, prompt, (settings.target,))[0]
         if contrast is not None and int(contrast[0]) == target:
             raise BadInput(f"--contrast {settings.contrast!r} is the target itself; the explained difference would be 0")
         return self._prepared(record_id, task.name, prompt, last, torch.tensor([target]), logits, prefix, contrast, LABEL, label,
@@ -204,7 +185,7 @@ class Explainer:
         """The contrast word as the next token, tokenised like the label words."""
         if settings.contrast is None:
             return None
-        return torch.tensor(label_token_ids(task, self.tokenizer, prompt, (settings.contrast,), what="--contrast"))
+        return torch.tensor(prompts.label_token_ids(task, self.tokenizer, prompt, (settings.contrast,), what="--contrast"))
 
     @staticmethod
     def _gold_index(task: Task, label: str | None) -> int:
@@ -217,11 +198,11 @@ class Explainer:
         return choices.index(normalised)
 
     def _chat(self, record_id: str, messages: Any, continuation: str | None, settings: ExplainSettings) -> Prepared:
-        checked = check_messages(messages)
-        context, reply = split_reply(checked)
+        checked = chat.check_messages(messages)
+        context, reply = chat.split_reply(checked)
         if reply is not None and continuation is not None:
             raise BadInput("a chat ending with an assistant message already has its continuation; give one or the other")
-        prompt = build_chat_prompt(self.tokenizer, context, settings.source_roles, self.context_length)
+        prompt = chat.build_chat_prompt(self.tokenizer, context, settings.source_roles, self.context_length)
         return self._generation(record_id, "chat", prompt, settings, None, reply if reply is not None else continuation)
 
     def _generation(
@@ -258,7 +239,7 @@ class Explainer:
             raise BadInput(f"the continuation is not text but {type(continuation).__name__}")
         if not continuation:
             raise BadInput("the continuation is empty")
-        ids = text_ids(self.tokenizer, continuation)
+        ids = prompts.text_ids(self.tokenizer, continuation)
         if not ids:
             raise BadInput("the continuation tokenises to no tokens")
         return torch.tensor(ids, dtype=torch.long)
@@ -274,7 +255,7 @@ class Explainer:
         """
         if settings.contrast is None:
             return None
-        ids = text_ids(self.tokenizer, settings.contrast)
+        ids = prompts.text_ids(self.tokenizer, settings.contrast)
         if not ids:
             raise BadInput("--contrast is empty")
         if targets is None:
@@ -295,21 +276,21 @@ class Explainer:
             raise BadInput("--contrast equals the target at every step; the explained difference would be 0")
         return contrast
 
-    @torch.no_grad()
     def _greedy(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         """Greedy decoding with transformers' generate; stops after the end-of-sequence token."""
         ids = input_ids[None].to(self.input_device)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        out = self.model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=pad,
-        )
+        with torch.no_grad():
+            out = self.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=pad,
+            )
         generated = out[0, ids.shape[1]:].cpu()
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
@@ -324,9 +305,9 @@ class Explainer:
         log_probs = torch.log_softmax(logits, dim=-1)
         rows = torch.arange(target_ids.numel())
         target_logits = logits[rows, target_ids]
-        targets = Targets(
+        targets = methods.Targets(
             prompt.input_ids, positions, target_ids, prompt.source_mask, contrast_ids=contrast, prefix=prefix,
-            target_logits=target_logits, tokenizer=self.tokenizer,
+            target_logits=target_logits, tokenizer=self.tokenizer, record_id=record_id,
         )
         return Prepared(
             record_id=record_id,
@@ -351,10 +332,10 @@ class Explainer:
         ``task`` and ``target_source`` are the input's (they differ between inputs of one run: a chat,
         a given continuation); by default those of an input with neither.
         """
-        return self._config(settings, task or settings.task_for(), target_source) | get_method(name).config(settings.options)
+        return self._config(settings, task or settings.task_for(), target_source) | methods.get_method(name).config(settings.options)
 
     def _config(self, settings: ExplainSettings, task: str, target_source: str | None) -> dict[str, Any]:
-        generated = not get_task(task).is_classification and target_source != GIVEN
+        generated = not prompts.get_task(task).is_classification and target_source != GIVEN
         config = {
             "task": task,
             "target": settings.target,

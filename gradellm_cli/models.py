@@ -190,6 +190,11 @@ def convert_gguf(gguf_path: Path) -> Path:
             _remove_stale_conversions(target)
         tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
         try:
+            # a first run is otherwise silent for this long (in a pipe or a log, the conversion draws no bar)
+            print(
+                f"gradellm: converting {gguf_path.name} once into {target.parent} (about a minute for the embedded models; "
+                "later runs load it in seconds)...", file=sys.stderr, flush=True,
+            )
             _write_converted(gguf_path, tmp)
             if target.exists():  # a folder without config.json: left by something else, not by us
                 shutil.rmtree(target)

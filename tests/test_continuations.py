@@ -376,7 +376,7 @@ def test_resume_refuses_records_of_another_task(tmp_path):
 
     import orjson
 
-    from gradellm_cli.commands.explain import _resume
+    from gradellm_cli.pipelines.explaining import resume_pairs as _resume
 
     def config(settings, name, task=None, source=None):
         return {"task": task or settings.task_for()}
@@ -387,10 +387,10 @@ def test_resume_refuses_records_of_another_task(tmp_path):
               "config": {"task": "sentiment"}, "step": 0, "steps": 1}
     out.write_bytes(orjson.dumps(record) + b"\n")
     assert _resume(str(out), False, explainer, ExplainSettings(task="sentiment")) == {("a", "grad-ellm")}
-    with pytest.raises(BadInput, match="another model or options"):
+    with pytest.raises(BadInput, match="task is 'sentiment' there, 'raw' now"):
         _resume(str(out), False, explainer, ExplainSettings(task="raw"))
     given = record | {"task": "generate", "target_source": "given", "config": {"task": "generate"}}
     out.write_bytes(orjson.dumps(given) + b"\n")
     assert _resume(str(out), False, explainer, ExplainSettings(task=None)) == {("a", "grad-ellm")}
-    with pytest.raises(BadInput, match="another model or options"):
+    with pytest.raises(BadInput, match="task is 'generate' there, 'raw' now"):
         _resume(str(out), False, explainer, ExplainSettings(task="raw"))

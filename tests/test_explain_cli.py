@@ -93,7 +93,7 @@ def test_resume_trims_a_partial_last_line_and_refuses_other_options(tmp_path):
     assert records[1]["scores"] == orjson.loads(complete.splitlines()[1])["scores"]
 
     other = run_cli("explain", "--input", str(data), "--output", str(out), "--layers", "last:2", "--no-show")
-    assert other.returncode == 2 and "another model or options" in other.stderr.decode()
+    assert other.returncode == 2 and "made with other settings (layers is 'all' there, 'last:2' now)" in other.stderr.decode()
 
 
 @pytest.mark.parametrize(
@@ -205,7 +205,7 @@ def test_resume_cuts_a_generation_whose_write_was_cut_short(tmp_path):
     steps are cut and the pair explained again, instead of the missing steps being lost for good."""
     from types import SimpleNamespace
 
-    from gradellm_cli.commands.explain import _resume
+    from gradellm_cli.pipelines.explaining import resume_pairs as _resume
 
     config = {"method": "grad-ellm"}
 

@@ -9,8 +9,8 @@ import torch
 
 from gradellm_cli.kv_cache import cache_argument, returned_cache
 from gradellm_cli.methods.value_occlusion import zeroed_final_hidden
+from gradellm_cli.metrics.distance import hellinger, probabilities
 from gradellm_cli.metrics.engine import BatchedEngine, OneByOneEngine
-from gradellm_cli.metrics.hellinger import hellinger, probabilities
 
 
 class _OldModel:

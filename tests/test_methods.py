@@ -7,6 +7,7 @@ the shared contract: shape (steps, T), finite, zero after the target position, a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,9 +75,9 @@ def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-3) -> N
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=1e-4 * float(expected.abs().max()))
 
 
-def run(explainer, prepared, name: str, **options) -> torch.Tensor:
-    options.setdefault("record_id", prepared.record_id)
-    return get_method(name).attribute(explainer.model, prepared.targets, MethodOptions(**options))
+def run(explainer, prepared, name: str, record_id: str | None = None, **options) -> torch.Tensor:
+    targets = prepared.targets if record_id is None else replace(prepared.targets, record_id=record_id)
+    return get_method(name).attribute(explainer.model, targets, MethodOptions(**options))
 
 
 def test_all_baselines_are_registered():

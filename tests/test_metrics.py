@@ -30,8 +30,8 @@ from gradellm_cli.metrics import (
     solve_alpha,
     squeeze,
 )
+from gradellm_cli.metrics.distance import probabilities
 from gradellm_cli.metrics.evaluate import soft_ns_nc
-from gradellm_cli.metrics.hellinger import probabilities
 from gradellm_cli.metrics.masks import Bernoulli, draw, mask_seed, ranking, step_counts
 
 SMALL = {"pi_grid": (0.25, 0.75), "samples": 2}

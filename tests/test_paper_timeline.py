@@ -3,7 +3,7 @@ runs/paper/publish.py (the README's figure) and runs/paper/snapshot.sh (each sna
 message). These tests hold it to the rule on a constructed timeline, and both callers to it.
 
 The rule: a segment runs from a ``start`` line to the last line before the next ``start`` (units
-done after it were lost with the session's disk, or, on a ``recovered`` line, kept and counted up
+done after it were lost with the machine's disk, or, on a ``recovered`` line, kept and counted up
 to their last record); nothing after a ``finish`` counts; extra fields after the epoch are ignored.
 """
 
@@ -21,12 +21,12 @@ PAPER = Path(__file__).resolve().parents[1] / "runs" / "paper"
 TIMELINE = [
     ("start", 0, ""),
     ("snapshot", 600, "10"),
-    ("snapshot", 900, "12"),  # the session ended after this snapshot; its disk was lost
+    ("snapshot", 900, "12"),  # the machine stopped after this snapshot; its disk was lost
     ("start", 1000, ""),
     ("stop", 1100, ""),  # a sweep crashed, resume.sh restarted it at once
     ("start", 2000, "cpu=AMD_EPYC nproc=2"),
     ("snapshot", 2400, "20"),
-    ("recovered", 2500, "22"),  # the disk outlived the session: 2 units kept, counted to 2500
+    ("recovered", 2500, "22"),  # the disk outlived the machine: 2 units kept, counted to 2500
     ("start", 3000, "cpu=AMD_EPYC nproc=2"),
     ("finish", 3600, ""),
     ("snapshot", 3700, "30"),  # after the finish: not counted

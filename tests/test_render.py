@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from gradellm_cli.commands.render import EXAMPLES, render
 from gradellm_cli.errors import BadInput, GradellmError, NotFound
-from gradellm_cli.records import error_record, heatmap_record
 from gradellm_cli.render_html import Unit, display_units, html_page, merge_words
+from gradellm_cli.schema import error_record, heatmap_record
 
 TEMPLATE_BEFORE = ["<|im_start|>", "user", "\n", "Text", ":"]
 TEMPLATE_AFTER = ["<|im_end|>", "\n"]

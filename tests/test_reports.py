@@ -595,7 +595,7 @@ def test_runs_that_add_methods_are_reported_with_the_published_run_as_one_table(
 def test_a_metric_setting_named_in_a_later_release_compares_as_its_earlier_value(tmp_path):
     """0.1.0 records do not name the pi squeeze formula, 0.2.0 and later do: the same formula, so they
     report together; another formula would not."""
-    from gradellm_cli.metrics.pi_transform import SQUEEZE
+    from gradellm_cli.metrics.pi_levels import SQUEEZE
     from gradellm_cli.reports.load import NAMED_LATER
 
     assert NAMED_LATER["pi_squeeze"] == SQUEEZE

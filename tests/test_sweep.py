@@ -61,7 +61,7 @@ def test_uninterrupted_run_writes_every_unit_once(reference):
     assert len(heatmaps) == len(metrics) == UNITS
     assert {(r["dataset"], r["method"]) for r in metrics} == {("sst2", "random"), ("sst2", "attention")}
     manifest = orjson.loads((reference / "manifest.json").read_bytes())
-    assert manifest["options"]["samples"] == 1 and manifest["plan"]["units"] == UNITS
+    assert manifest["options"]["metrics"]["samples"] == 1 and manifest["plan"]["units"] == UNITS
     assert {"gradellm", "torch", "transformers"} <= set(manifest["versions"])
     again = _sweep(reference)  # the same configuration: resumes, finds nothing to do
     assert again.returncode == 0 and f"0 unit(s) run, {UNITS} already done" in again.stderr
@@ -109,7 +109,7 @@ def test_other_configuration_in_the_same_folder_is_a_one_line_error(reference):
     result = _sweep(reference, "--samples", "2")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
-    assert "different configuration" in result.stderr and "options.samples" in result.stderr
+    assert "different configuration" in result.stderr and "options.metrics.samples" in result.stderr
     assert (reference / "metrics.jsonl").read_bytes() == before  # nothing mixed in
 
 

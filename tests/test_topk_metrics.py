@@ -96,7 +96,7 @@ def test_metric_names_and_bad_settings():
 
 
 def test_a_data_record_given_to_evaluate_is_named_as_such():
-    from gradellm_cli.metrics.records import check_heatmap
+    from gradellm_cli.schema import check_heatmap
 
     with pytest.raises(BadInput, match="no 'kind' field.*a data file"):
         check_heatmap({"id": "sst2-test-1", "text": "a fine film", "label": 1})

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from functools import partial
 
 import typer
 from rich.console import Console
 
-from ..chat import check_chat, parse_source_roles
-from ..errors import BadInput, GradellmError
-from ..explain import GIVEN, Explainer, ExplainSettings
-from ..jsonl import JsonlWriter, check_input, check_output, completed_lines, count_lines, read_jsonl, rewrite_jsonl
-from ..locks import sole_writer, truncate_for_overwrite
-from ..methods import MethodOptions, check_method_options, parse_methods
-from ..methods.grad_ellm import variant_options
-from ..progress import paused, progress_bar
-from ..prompts import get_task
+from ..errors import EXIT_SKIPPED, BadInput, GradellmError
+from ..explain import Explainer, ExplainSettings
+from ..jsonl import check_input, count_lines
+from ..pipelines import InputFields, dataset_inputs, explain_to, first_checked, jsonl_inputs, text_input
+from ..settings import MethodOptions
 from ..view import print_heatmap
 from .options import (
     EXPLAIN_DEFAULTS,
@@ -52,6 +44,7 @@ from .options import (
     Upscale,
     Variant,
     VzLayers,
+    check_one_source,
     use_threads,
 )
 
@@ -72,16 +65,6 @@ Examples:
 
   gradellm explain "a gorgeous, witty, seductive movie." --contrast Negative
 """
-
-
-@dataclass
-class InputRecord:
-    record_id: str
-    values: dict[str, str] | None
-    label: str | None
-    error: str | None = None
-    continuation: str | None = None
-    messages: list[dict[str, Any]] | None = None
 
 
 def explain(
@@ -147,9 +130,13 @@ def explain(
     Writes one heatmap record per (input, method, step) to --output and prints coloured heatmaps.
     A rerun with the same --output resumes: inputs already written are skipped.
     """
+    from ..chat import parse_source_roles  # here, not above: `gradellm explain --help` loads no torch
+    from ..methods import check_method_options, parse_methods
+    from ..methods.grad_ellm import variant_options
+    from ..prompts import get_task
+
     use_threads(threads)
-    if sum(source is not None for source in (text, input, dataset)) != 1:
-        raise BadInput("give one of a TEXT argument, --input FILE or --dataset NAME")
+    check_one_source(text, input, dataset)
     if on_error not in ("skip", "stop"):
         raise BadInput("--on-error takes skip or stop")
     roles = parse_source_roles(source_roles)
@@ -185,35 +172,40 @@ def explain(
     if text is not None:
         on_error = "stop"  # a single text has nothing to skip to
     if loaded is not None:
-        inputs, total = (_from_loaded(r) for r in loaded), len(loaded)
+        inputs, total = dataset_inputs(loaded.records), len(loaded)
     elif text is not None:
-        inputs, total = _from_text(text, continuation), 1
+        inputs, total = text_input(text, continuation), 1
     else:
         check_input(input)  # a missing file is an error before the model loads
-        fields = JsonlFields(text_field, id_field, label_field, continuation_field, messages_field)
-        inputs, total = _from_jsonl(input, settings, fields), count_lines(input)
-    inputs = _first_checked(inputs, on_error)  # a bad first record with --on-error stop fails before the model loads
-    check_output(output)
-    with sole_writer(output):  # before the model loads: a second writer is refused at once
-        explainer = Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-        done = _resume(output, overwrite, explainer, settings)
-        failures = _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total=total)
-    if failures:
-        raise GradellmError(f"{failures} record(s) skipped (see the errors above)", exit_code=5)
+        fields = InputFields(text_field, id_field, label_field, continuation_field, messages_field)
+        inputs, total = jsonl_inputs(input, settings, fields), count_lines(input)
+    inputs = first_checked(inputs, on_error == "stop")  # a bad first record with --on-error stop fails before the model loads
+    console = Console(stderr=output == "-")  # records on stdout: heatmaps (an explicit --show) go to stderr
+    summary = explain_to(
+        output, inputs, settings, lambda: Explainer(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code),
+        overwrite=overwrite, stop_on_error=on_error == "stop", total=total,
+        on_records=partial(_show, console, all_tokens) if show else None,
+        on_skip=_print_skip,
+    )
+    if summary.resumed:
+        print(f"gradellm: {summary.resumed} input(s) already in {output} were not explained again (resumed)", file=sys.stderr)
+    if summary.skipped:
+        raise GradellmError(f"{summary.skipped} record(s) skipped (see the errors above)", exit_code=EXIT_SKIPPED)
 
 
-def _first_checked(inputs: Iterator[InputRecord], on_error: str) -> Iterator[InputRecord]:
-    """The inputs, the first one read now: with ``stop``, a first record that is bad as read ends the run
-    before the model loads."""
-    inputs = iter(inputs)
-    first = next(inputs, None)
-    if first is not None and first.error and on_error == "stop":
-        raise BadInput(first.error, record=first.record_id)
-    return inputs if first is None else itertools.chain([first], inputs)
+def _show(console: Console, all_tokens: bool, records: list[dict]) -> None:
+    for record in records:
+        print_heatmap(console, record, all_tokens)
+
+
+def _print_skip(exc: GradellmError) -> None:
+    Console(stderr=True).print(f"gradellm: skipped: {exc}", markup=False, highlight=False, soft_wrap=True)  # one line, whatever the width
 
 
 def _check_targets(text: str | None, continuation: str | None, contrast: str | None, task: str | None, max_new_tokens: int) -> None:
     """Checks of the target options that need no model, made before it loads."""
+    from ..prompts import get_task
+
     if continuation is not None:
         if text is None:
             raise BadInput("--continuation goes with a TEXT argument; JSONL records carry theirs in --continuation-field")
@@ -225,141 +217,3 @@ def _check_targets(text: str | None, continuation: str | None, contrast: str | N
         raise BadInput("--max-new-tokens must be at least 1")
     if contrast is not None and not contrast.strip():
         raise BadInput("--contrast is empty")
-
-
-@dataclass(frozen=True)
-class JsonlFields:
-    """Which field of a JSONL record holds what."""
-
-    text: str
-    id: str
-    label: str
-    continuation: str
-    messages: str
-
-
-def _from_text(text: str, continuation: str | None = None) -> Iterator[InputRecord]:
-    yield InputRecord("text-1", {"text": text}, None, continuation=continuation)
-
-
-def _from_loaded(record: dict[str, Any]) -> InputRecord:
-    """A record of :func:`gradellm_cli.data.load_records` (a --dataset)."""
-    return InputRecord(
-        record["id"], record["values"], record["label"], continuation=record.get("continuation"), messages=record.get("messages")
-    )
-
-
-def _from_jsonl(path: str, settings: ExplainSettings, fields: JsonlFields) -> Iterator[InputRecord]:
-    for line in read_jsonl(path):
-        if line.data is None:
-            yield InputRecord(f"line-{line.number}", None, None, line.error)
-            continue
-        yield _jsonl_record(line.data, line.number, settings, fields)
-
-
-def _jsonl_record(data: dict[str, Any], number: int, settings: ExplainSettings, fields: JsonlFields) -> InputRecord:
-    """One JSONL record as an input: a chat (a messages field) or the task's fields, with any continuation."""
-    record_id = str(data.get(fields.id, f"line-{number}"))
-    continuation = data.get(fields.continuation)
-    if continuation is not None and not isinstance(continuation, str):
-        return InputRecord(record_id, None, None, f"line {number}: the field {fields.continuation!r} is not text")
-    if continuation is not None and not continuation:
-        return InputRecord(record_id, None, None, f"line {number}: the continuation is empty")
-    if fields.messages in data:
-        try:  # what needs no model is checked as the record is read
-            check_chat(data[fields.messages], settings.source_roles)
-        except BadInput as exc:
-            return InputRecord(record_id, None, None, f"line {number}: {exc.message}")
-        return InputRecord(record_id, None, None, continuation=continuation, messages=data[fields.messages])
-    task = get_task(settings.task_for(continuation=continuation is not None))
-    values = {name: data.get(fields.text if name == "text" else name) for name in task.fields}
-    missing = [name for name, value in values.items() if not isinstance(value, str)]
-    if missing:
-        wanted = fields.text if missing[0] == "text" else missing[0]
-        return InputRecord(record_id, None, None, f"line {number} has no text field {wanted!r}")
-    label = data.get(fields.label)
-    return InputRecord(record_id, values, None if label is None else str(label), continuation=continuation)
-
-
-def _resume(output: str | None, overwrite: bool, explainer: Explainer, settings: ExplainSettings) -> set[tuple[str, str]]:
-    """(id, method) pairs already in --output; error if it holds records made with other settings.
-
-    A pair is done when all its steps are there. An input's records go out in one write, but a write
-    cut short by SIGKILL can still leave the first steps of a generation as whole lines: those are cut
-    from the file (an atomic rewrite) and the pair is explained again, so no step is lost or doubled.
-    """
-    if output in (None, "-"):
-        return set()
-    path = Path(output)
-    if overwrite:
-        truncate_for_overwrite(output)
-    records = completed_lines(path)
-    steps: dict[tuple[str, str], set[int]] = {}
-    wanted: dict[tuple[str, str], int] = {}
-    for record in records:
-        if record.get("kind") != "heatmap":
-            continue
-        method = record.get("method")
-        expected = None
-        if method in settings.methods:  # the config this run would give this record, for a task this run could have
-            source = record.get("target_source")
-            task = settings.task_for(continuation=source == GIVEN, chat=record.get("task") == "chat")
-            expected = explainer.method_config(settings, method, task, source)
-        same = record.get("model") == explainer.model_name and expected == record.get("config")
-        if not same and expected is not None:
-            raise BadInput(
-                f"{output} holds {record.get('method')} records made with another model or options; use --overwrite or a new file"
-            )
-        pair = (str(record["id"]), record["method"])
-        steps.setdefault(pair, set()).add(record.get("step", 0))
-        wanted[pair] = record.get("steps") or 1
-    cut_short = {pair for pair, seen in steps.items() if len(seen) < wanted[pair]}
-    if cut_short:
-        rewrite_jsonl(path, [r for r in records if r.get("kind") != "heatmap" or (str(r["id"]), r["method"]) not in cut_short])
-    return set(steps) - cut_short
-
-
-def _run(explainer, settings, inputs, output, done, show, all_tokens, on_error, total) -> int:
-    console = Console(stderr=output == "-")  # records on stdout: heatmaps (an explicit --show) go to stderr
-    errors = Console(stderr=True)
-    failures = resumed = 0
-    seen: set[str] = set()
-    with JsonlWriter(output) as writer, progress_bar("explaining", total) as advance:
-        for item in inputs:
-            try:
-                records = _explain_one(explainer, settings, item, done, seen)
-            except GradellmError as exc:
-                if on_error == "stop":
-                    raise
-                failures += 1
-                with paused(sys.stderr):
-                    errors.print(f"gradellm: skipped: {exc}", markup=False, highlight=False, soft_wrap=True)  # one line, whatever the width
-                advance()
-                continue
-            with paused():  # results on the terminal's stdout: the bar steps aside (a no-op in a pipe)
-                writer.write(records)
-                if show:
-                    for record in records:
-                        print_heatmap(console, record, all_tokens)
-            advance(ran=bool(records))  # no records: every method was done by an earlier run
-            resumed += not records
-    if resumed:
-        print(f"gradellm: {resumed} input(s) already in {output} were not explained again (resumed)", file=sys.stderr)
-    return failures
-
-
-def _explain_one(explainer, settings, item: InputRecord, done, seen) -> list[dict[str, Any]]:
-    if item.error:
-        raise BadInput(item.error, record=item.record_id)
-    if item.record_id in seen:
-        raise BadInput("duplicate id in the input", record=item.record_id)
-    seen.add(item.record_id)
-    todo = [name for name in settings.methods if (item.record_id, name) not in done]
-    if not todo:
-        return []
-    prepared = explainer.prepare(item.record_id, item.values, settings, item.label, continuation=item.continuation, messages=item.messages)
-    records = []
-    for name in todo:
-        records.extend(explainer.run_method(prepared, name, settings))
-    return records
-

@@ -5,14 +5,14 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..methods import get_method, method_names
-
 
 def methods() -> None:
     """List the attribution methods with a one-line description each.
 
     Example: gradellm methods
     """
+    from ..methods import get_method, method_names  # torch: imported as the command runs, not for its --help
+
     console = Console()
     if not console.is_terminal:  # scripts: one method per line, name, a tab, its description, never wrapped
         for name in method_names():

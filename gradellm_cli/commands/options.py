@@ -5,21 +5,22 @@ metric options. Declaring each once keeps their flags and help texts from drifti
 settings object holds the default (:class:`ExplainSettings`, :class:`MethodOptions`,
 :class:`MetricSettings`), the commands take it from there (``EXPLAIN_DEFAULTS`` and friends); the
 others (``--device auto``, ``--dtype float32``, ``--metrics all``, ``--seed 0``) are plain literals.
+
+Nothing here imports torch: ``gradellm explain --help`` reads these without it. ``METRIC_DEFAULTS``
+comes from the metrics package, which does, so it is made on first use (by ``evaluate`` and ``sweep``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..explain import ExplainSettings
-from ..methods import MethodOptions
-from ..metrics import MetricSettings
+from ..errors import BadInput
+from ..settings import ExplainSettings, MethodOptions
 
 EXPLAIN_DEFAULTS = ExplainSettings()
 METHOD_DEFAULTS = MethodOptions()
-METRIC_DEFAULTS = MetricSettings()
 PI_GRID_DEFAULT = "0.05:0.95:0.05"  # the method notes' grid, as --pi-grid spells it (MetricSettings.pi_grid)
 
 # Data selection (explain --dataset, sweep --datasets).
@@ -73,8 +74,6 @@ def use_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        from ..errors import BadInput
-
         raise BadInput("--threads must be at least 1")
     import torch
 
@@ -100,3 +99,64 @@ GenStride = Annotated[int, typer.Option(help="Generation: evaluate steps 0, N, 2
 
 # Record streams (explain, evaluate).
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Start --output afresh instead of resuming it.")]
+
+
+def __getattr__(name: str) -> Any:
+    """``METRIC_DEFAULTS``, made when first imported: the metrics package loads torch."""
+    if name == "METRIC_DEFAULTS":
+        from ..metrics import MetricSettings
+
+        globals()[name] = MetricSettings()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+BOOLEAN_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"}
+
+
+def check_one_source(text: str | None, input: str | None, dataset: str | None) -> None:
+    """Exactly one of TEXT, ``--input`` and ``--dataset`` (explain), or a BadInput that says what was given.
+
+    A value after a flag (``--balanced true``) is read as TEXT, since a flag takes none; with
+    ``--input`` or ``--dataset`` given too, the error names the flag rather than asking for the
+    ``--dataset`` the user did give.
+    """
+    given = [(name, value) for name, value in (("TEXT", text), ("--input", input), ("--dataset", dataset)) if value is not None]
+    if len(given) == 1:
+        return
+    if not given:
+        raise BadInput("give one of a TEXT argument, --input FILE or --dataset NAME")
+    flags = _flags_given()
+    if text is not None and text.strip().lower() in BOOLEAN_WORDS and flags:
+        names = " and ".join(flags)
+        verb = "is a flag and takes" if len(flags) == 1 else "are flags and take"
+        raise BadInput(f"{names} {verb} no value; {_short(text)} was read as the TEXT argument (write {flags[0]} alone to turn it on)")
+    shown = ", ".join(f"{name} {_short(value)}" for name, value in given)
+    raise BadInput(f"give only one of a TEXT argument, --input FILE or --dataset NAME, not {shown}")
+
+
+def _short(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
+def _flags_given() -> list[str]:
+    """The flags (options that take no value) set on the command line of the command running now."""
+    context = _current_context()
+    if context is None:
+        return []
+    names = []
+    for param in context.command.params:
+        if getattr(param, "is_flag", False) and param.name and param.expose_value:
+            source = context.get_parameter_source(param.name)
+            if source is not None and source.name == "COMMANDLINE":
+                names.append(max(param.opts, key=len))
+    return names
+
+
+def _current_context():
+    """The click context of the command being run, if any (recent Typer ships its own copy of click)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:
+        from click import get_current_context
+    return get_current_context(silent=True)

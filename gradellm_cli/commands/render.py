@@ -19,8 +19,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ..errors import BadInput, GradellmError, NotFound, OutputError
-from ..jsonl import read_jsonl
-from ..records import HEATMAP
+from ..pipelines.reading import read_heatmaps
 from ..render_html import html_page
 from ..units import REDUCTIONS, UNIT_KINDS, Unit, display_units
 from ..view import _display, _style, heatmap_header, print_heatmap
@@ -48,9 +47,6 @@ Examples:
 
   gradellm render RUN_DIR --plot fig2.png --dataset imdb --model smollm2   # the paper's Figure 2
 """
-
-REQUIRED = ("id", "model", "method", "tokens", "source_mask", "scores", "target_token", "target_prob", "target_logit")
-
 
 def render(
     sources: list[str] = typer.Argument(
@@ -102,7 +98,7 @@ def render(
     skipped: Counter[str] = Counter()
     if sources.count("-") > 1:
         raise BadInput("stdin ('-') can be read once")
-    records = (record for path in sources for record in _heatmaps(path, ids, methods, skipped))
+    records = (record for path in sources for record in read_heatmaps(path, ids, methods, skipped))
     named = ", ".join(sources)
     if html is not None:
         count = _write_html(html, list(records), sources, all_tokens, view, top_p)
@@ -120,29 +116,6 @@ def _split(values: list[str] | None) -> set[str] | None:
     if not values:
         return None
     return {part.strip() for value in values for part in value.split(",") if part.strip()} or None
-
-
-def _heatmaps(path: str, ids: set[str] | None, methods: set[str] | None, skipped: Counter[str]) -> Iterator[dict[str, Any]]:
-    """The heatmap records of ``path`` that pass the filters; other kinds are counted in ``skipped``."""
-    for line in read_jsonl(path):
-        if line.data is None:
-            raise BadInput(f"{path}: {line.error}")
-        record = line.data
-        kind = record.get("kind", HEATMAP)
-        if kind != HEATMAP:
-            skipped[str(kind)] += 1
-            continue
-        missing = [key for key in REQUIRED if key not in record]
-        if missing:
-            raise BadInput(f"{path}: line {line.number} is a heatmap record without {missing[0]!r}")
-        lists = [record[key] for key in ("tokens", "source_mask", "scores")]
-        if not all(isinstance(value, list) for value in lists) or len({len(value) for value in lists}) != 1:
-            raise BadInput(f"{path}: line {line.number} has tokens, source_mask and scores of different lengths")
-        if ids is not None and str(record["id"]) not in ids:
-            continue
-        if methods is not None and record["method"] not in methods:
-            continue
-        yield record
 
 
 def _print_all(records: Iterator[dict[str, Any]], all_tokens: bool, view: dict[str, str], top_p: float | None) -> int:

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import EXIT_SKIPPED, GradellmError
 from ..locks import sole_writer
-from ..metrics import parse_metrics, parse_pi_grid
+from ..metrics.settings import parse_metrics, parse_pi_grid
 from .options import (
     EXPLAIN_DEFAULTS,
     METHOD_DEFAULTS,
@@ -135,7 +135,7 @@ def sweep(
     from ..methods.grad_ellm import variant_options
     from ..sweep.manifest import build_manifest, check_or_write
     from ..sweep.plan import SweepOptions, build_plan, dataset_task, parse_limits, split_list
-    from ..sweep.runner import explain_settings, metric_settings, run_sweep
+    from ..sweep.runner import run_sweep
     from ..sweep.sharding import parse_shard, process_device
     from ..sweep.store import DONE, ShardStore, done_lines
 
@@ -144,7 +144,7 @@ def sweep(
     the_shard = parse_shard(shard)
     placement = process_device(device)  # before anything is written: a device map under a multi-process launch is refused
     names = split_list(datasets, "datasets")
-    options = SweepOptions(
+    options = SweepOptions.from_flat(
         models=split_list(models, "models"),
         datasets=names,
         methods=split_list(methods, "methods"),
@@ -187,8 +187,7 @@ def sweep(
         gen_stride=gen_stride,
         topk=topk,
     )
-    metric_settings(options)  # validates the metric options before anything is loaded or written
-    check_method_options(parse_methods(",".join(options.methods)), explain_settings(options, "sentiment", ()).options)
+    check_method_options(parse_methods(",".join(options.methods)), options.explain.options)  # before anything is loaded or written
     plan = build_plan(options)
     run_dir = Path(output_dir)
     if run_dir.exists() and not run_dir.is_dir():

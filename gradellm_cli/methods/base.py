@@ -10,10 +10,12 @@ exactly the same thing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+from ..settings import MethodOptions  # noqa: F401 - re-exported: methods take their options from here
 
 if TYPE_CHECKING:
     from ..prefill import PrefixCache
@@ -37,36 +39,11 @@ class Targets:
     prefix: PrefixCache | None = None
     target_logits: torch.Tensor | None = None  # (S,) float32
     tokenizer: Any = None  # the model's tokenizer, for methods that name a token (the path methods' baseline)
+    record_id: str = ""  # the input's id: seeds what a method draws at random (the random baseline), per input
 
     @property
     def steps(self) -> int:
         return int(self.positions.numel())
-
-
-@dataclass
-class MethodOptions:
-    """Options shared by the methods; each method reports the ones it uses in ``config``."""
-
-    layers: str = "all"
-    attention: str = "loosened"
-    similarity: str = "rope-qk"  # Grad-ELLM token weights: rope-qk (the paper's text) or raw-cosine (the authors' code)
-    grad_at: str = "pre-o"  # Grad-ELLM channel weights: gradient before o_proj (the paper's text) or after it (post-o)
-    kv_expansion: str = "grouped"  # Grad-ELLM grouped-query keys/values: grouped (as the model) or tiled
-    ig_steps: int = 50
-    target_fn: str = "probability"
-    seed: int = 0
-    batch_size: int = 16
-    checkpoint: str = "auto"  # gradient checkpointing of the full backward path: auto (long inputs), on, off
-    grad_path: str = "rows"  # Grad-ELLM: rows (the target rows against a cache) or full (forward+backward of everything)
-    attention_layers: str = "last"  # attention baseline: the last layer's row, or the mean of every layer's
-    vz_layers: str = "all"  # value-zeroing: the mean over all layers' normalised rows, or the last layer's
-    dig_steps: int = 30  # udig/dig: anchors per path (m)
-    neighbours: int = 30  # udig/dig: nearest vocabulary rows considered per anchor (k)
-    strategy: str = "greedy"  # udig/dig: anchor choice, greedy or maxcount
-    upscale: int = 0  # udig/dig: times a midpoint is inserted between consecutive path points
-    baseline_token: str | None = None  # udig/dig: the baseline token (default: mask, unk, pad or eos token)
-    record_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -32,7 +32,7 @@ class RandomMethod(Method):
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         length = targets.input_ids.numel()
         rows = [
-            torch.rand(length, generator=torch.Generator().manual_seed(random_seed(options.seed, options.record_id, step)))
+            torch.rand(length, generator=torch.Generator().manual_seed(random_seed(options.seed, targets.record_id, step)))
             for step in range(targets.steps)
         ]
         scores = torch.stack(rows) if rows else torch.zeros(0, length)

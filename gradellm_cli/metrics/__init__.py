@@ -4,28 +4,51 @@ Soft-NS/NC and pi-Soft-NS/NC (paper section 3.3, eq. 14-20) and Deletion/Inserti
 (appendix C), with the choices fixed by the method notes. One module per job:
 
 * :mod:`.normalise`: source scores / max (errors for all-zero, negative, NaN, inf);
-* :mod:`.pi_transform`: the eps squeeze and alpha by bisection so that mean(s**alpha) = pi;
-* :mod:`.hellinger`: the distance between next-token distributions;
+* :mod:`.pi_levels`: the eps squeeze and alpha by bisection so that mean(s**alpha) = pi;
+* :mod:`.distance`: the Hellinger distance between next-token distributions;
 * :mod:`.masks`: seeded Bernoulli masks, score rankings, the Deletion/Insertion step sizes;
 * :mod:`.engine`: the model under perturbation (batched + prefix-cached, and a one-by-one reference);
 * :mod:`.evaluate`: one heatmap record -> one metric record (or error record);
 * :mod:`.sequence`: which generation steps are evaluated and their sequence-level average;
 * :mod:`.stream`: a stream of heatmap records, each model loaded once;
-* :mod:`.records`, :mod:`.settings`, :mod:`.errors`: record checks/builders, options, MetricError.
+* :mod:`.settings`, :mod:`.errors`: options, MetricError (records are built and checked in :mod:`gradellm_cli.schema`).
 """
 
 from __future__ import annotations
 
-from .engine import BatchedEngine, OneByOneEngine, measure
-from .errors import MetricError
-from .evaluate import compute_metrics, evaluate_record, make_engine
-from .hellinger import hellinger
-from .normalise import normalise_scores
-from .pi_transform import pi_transform, solve_alpha, squeeze
-from .records import SEQUENCE_STEP, check_heatmap, record_key
-from .sequence import sequence_record
-from .settings import DEFAULT_PI_GRID, METRICS, MetricSettings, parse_metrics, parse_pi_grid
-from .stream import Evaluator, ModelPool, evaluate_jsonl, evaluate_stream
+import importlib
+from typing import Any
+
+# name -> module (relative to this package); imported on first use, so that the settings (and
+# `gradellm evaluate --help`) load no torch
+_EXPORTS = {
+    "SEQUENCE_STEP": "..schema",
+    "check_heatmap": "..schema",
+    "record_key": "..schema",
+    "BatchedEngine": ".engine",
+    "OneByOneEngine": ".engine",
+    "measure": ".engine",
+    "MetricError": ".errors",
+    "compute_metrics": ".evaluate",
+    "evaluate_record": ".evaluate",
+    "make_engine": ".evaluate",
+    "hellinger": ".distance",
+    "normalise_scores": ".normalise",
+    "pi_transform": ".pi_levels",
+    "solve_alpha": ".pi_levels",
+    "squeeze": ".pi_levels",
+    "sequence_record": ".sequence",
+    "DEFAULT_PI_GRID": ".settings",
+    "METRICS": ".settings",
+    "MetricSettings": ".settings",
+    "parse_metrics": ".settings",
+    "parse_pi_grid": ".settings",
+    "Evaluator": ".stream",
+    "ModelPool": ".stream",
+    "evaluate_jsonl": ".stream",
+    "evaluate_stream": ".stream",
+}
+
 
 __all__ = [
     "DEFAULT_PI_GRID",
@@ -54,3 +77,11 @@ __all__ = [
     "solve_alpha",
     "squeeze",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -34,7 +34,7 @@ import torch
 from ..errors import BadInput
 from ..kv_cache import cache_argument, returned_cache
 from ..methods.base import input_embeddings
-from .hellinger import hellinger, probabilities
+from .distance import hellinger, probabilities
 from .normalise import source_positions
 
 MAX_BATCH_TOKENS = 16384  # caps batch x sequence length so long inputs do not exhaust memory

@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..schema import check_heatmap, is_classification, metric_error, metric_record
 from .engine import BatchedEngine, OneByOneEngine, measure
 from .errors import MetricError
 from .masks import Bernoulli, Fixed, draw, mask_seed, ranking, step_counts, top_k_mask
 from .normalise import normalise_scores
-from .pi_transform import pi_transform
-from .records import check_heatmap, is_classification, metric_error, metric_record
+from .pi_levels import pi_transform
 from .settings import DELTA0_MIN, PERTURBATION_METRICS, MetricSettings
 from .topk import topk_metrics, word_approximation_error
 

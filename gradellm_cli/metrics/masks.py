@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-UNITS = ("token", "element")
-STEPS = 20  # Deletion / Insertion: 20 steps of 5% of the source tokens
+from .settings import STEPS, UNITS  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..records import ERROR, METRIC, SCHEMA_VERSION
-from .records import SEQUENCE_STEP
+from ..schema import METRIC, SEQUENCE_STEP, error_record, metric_record
 
 _SCALARS = ("delta0", "soft_ns", "soft_nc", "expected_kept", "auc_pi_soft_ns", "auc_pi_soft_nc", "source_tokens",
             "log_odds", "comprehensiveness", "sufficiency", "topk_tokens", "wae")
@@ -41,30 +40,23 @@ def sequence_record(group: tuple[str, str, str], steps: Iterable[dict[str, Any]]
     steps = sorted(steps, key=lambda r: r["step"])
     good = [r for r in steps if r.get("kind") == METRIC]
     failed = [r["step"] for r in steps if r.get("kind") != METRIC]
-    head = {"schema_version": SCHEMA_VERSION, "id": record_id, "model": model, "method": method, "step": SEQUENCE_STEP}
+    head = {"id": record_id, "model": model, "method": method, "step": SEQUENCE_STEP}
     if not good:
         reasons = sorted({r.get("error", "unknown") for r in steps})
         configs = [r["config"] for r in steps if r.get("config") is not None]
-        head |= {"config": configs[0]} if configs else {}
-        return {**head, "kind": ERROR, "error": f"no evaluated step has metrics ({'; '.join(reasons)})", "steps_failed": failed}
+        context = {"config": configs[0]} if configs else {}
+        return error_record(record_id=record_id, reason=f"no evaluated step has metrics ({'; '.join(reasons)})", model=model,
+                            method=method, step=SEQUENCE_STEP, **context, steps_failed=failed)
     first = good[0]
-    out: dict[str, Any] = {
-        **head,
-        "kind": METRIC,
-        "task": first.get("task"),
-        "level": "sequence",
-        "config": first.get("config"),
-        "steps_evaluated": [r["step"] for r in good],
-        "steps_failed": failed,
-    }
+    values: dict[str, Any] = {"steps_evaluated": [r["step"] for r in good], "steps_failed": failed}
     for name in _SCALARS:
         if name in first:
-            out[name] = float(np.mean([r[name] for r in good]))
+            values[name] = float(np.mean([r[name] for r in good]))
     if "pi_grid" in first:
-        out["pi_grid"] = first["pi_grid"]
+        values["pi_grid"] = first["pi_grid"]
     for name in _CURVES:
         if name in first:
-            out[name] = np.mean([r[name] for r in good], axis=0).tolist()
-    out["engine"] = first.get("engine")
-    out["seconds"] = float(sum(r.get("seconds", 0.0) for r in good))
-    return out
+            values[name] = np.mean([r[name] for r in good], axis=0).tolist()
+    values["engine"] = first.get("engine")
+    values["seconds"] = float(sum(r.get("seconds", 0.0) for r in good))
+    return metric_record({**head, "task": first.get("task")}, first.get("config"), values, level="sequence")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import BadInput
-from .masks import STEPS, UNITS
-from .pi_transform import EPS, SQUEEZE, TOLERANCE
+from .pi_levels import EPS, SQUEEZE, TOLERANCE
+
+UNITS = ("token", "element")  # --mask-unit: one Bernoulli draw per token, or per embedding element
+STEPS = 20  # Deletion / Insertion: 20 steps of 5% of the source tokens
 
 PERTURBATION_METRICS = ("soft", "pi", "deletion-insertion")  # the paper's, measured by the perturbation engine
 METRICS = (*PERTURBATION_METRICS, "log-odds", "comprehensiveness", "sufficiency", "wae")  # then DIG's and UDIG's (topk.py)

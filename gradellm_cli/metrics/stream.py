@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import BadInput
-from ..records import ERROR, HEATMAP
+from ..schema import SEQUENCE_STEP, check_heatmap, is_classification, record_key
 from .evaluate import evaluate_record
-from .records import SEQUENCE_STEP, check_heatmap, is_classification, not_a_heatmap, record_key
 from .sequence import evaluated_step, sequence_record
 from .settings import MetricSettings
 
@@ -129,16 +128,14 @@ def evaluate_stream(
     Error records from ``gradellm explain`` (kind "error") are passed over; anything else that is
     not a heatmap record raises :class:`BadInput`.
     """
+    from ..pipelines.evaluating import evaluate_records
+
     evaluator = Evaluator(settings or MetricSettings(), ModelPool(device, specs))
-    for record in records:
-        if record.get("kind") == ERROR:
-            continue
-        if record.get("kind") != HEATMAP:
-            raise BadInput(not_a_heatmap(record), record=record.get("id"))
-        result = evaluator.evaluate(record)
-        if result is not None:
-            yield result
-    yield from evaluator.finish()
+    for step in evaluate_records(((number, record, None) for number, record in enumerate(records, 1)), evaluator):
+        if step.failure is not None:
+            raise step.failure
+        if step.record is not None:
+            yield step.record
 
 
 def evaluate_jsonl(

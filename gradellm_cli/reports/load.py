@@ -45,10 +45,9 @@ import orjson
 
 from ..errors import BadInput, NotFound
 from ..jsonl import whole_lines
-from ..records import ERROR, HEATMAP, METRIC
+from ..schema import ERROR, HEATMAP, METRIC, SEQUENCE_STEP
 from ..sweep.manifest import first_difference
 
-SEQUENCE_STEP = -1  # as ``metrics.records.SEQUENCE_STEP`` (that package imports torch)
 GENERATION_TASKS = frozenset({"generate", "raw", "chat"})  # the tasks without label words (a test checks prompts.TASKS)
 # The built-in data set names of ``gradellm_cli.data.BUILTINS`` (importing that module loads transformers;
 # a test checks the two agree).

@@ -38,7 +38,7 @@ def build_manifest(options: dict[str, Any], plan: dict[str, Any], sources: dict[
             "transformers": transformers.__version__,
             "python": platform.python_version(),
         },
-        "seed": options["seed"],
+        "seed": options["metrics"]["seed"],
         "options": options,
         "plan": plan,
         "sources": sources,
@@ -87,13 +87,28 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
+# options added after manifests were first written, with the value that earlier runs used: a flat
+# manifest (before 0.5.0) without them reads as having these
+ADDED_LATER: dict[str, Any] = {
+    "continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"], "vz_layers": "all",
+    "attention_layers": "last", "similarity": "rope-qk", "grad_at": "pre-o", "kv_expansion": "grouped",
+    "dig_steps": 30, "neighbours": 30, "strategy": "greedy", "upscale": 0, "baseline_token": None, "topk": 0.2,
+}
+
+
 def _with_later_options(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A manifest written before some options existed, with those options at the values it ran with."""
+    """A manifest in today's form: the flat options of a manifest before 0.5.0 (the command line's
+    names, some options not yet there) read as the composed options they stand for, so a comparison
+    names the real difference (the release, usually) rather than the layout."""
     from .plan import SweepOptions
 
     options = manifest.get("options")
-    if isinstance(options, dict):
-        manifest = manifest | {"options": SweepOptions.ADDED_LATER | options}
+    if isinstance(options, dict) and "explain" not in options:
+        try:
+            options = SweepOptions.from_flat(**(ADDED_LATER | options)).as_dict()
+        except (TypeError, ValueError, BadInput):
+            return manifest  # not a layout this release knows: compared as it is
+        manifest = manifest | {"options": options}
     return manifest
 
 

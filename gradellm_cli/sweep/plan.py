@@ -7,21 +7,21 @@ fields (``dataset`` is added by the sweep), so every record can be traced to its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from ..errors import BadInput
+from ..metrics.settings import MetricSettings
+from ..settings import ExplainSettings, MethodOptions
 from .store import UnitKey
 
 
 @dataclass(frozen=True)
-class SweepOptions:
-    """Every sweep option that changes which records are written or their numbers (the manifest's ``options``)."""
+class DataSelection:
+    """Which records of each data set a sweep takes, and which fields of a data file hold what."""
 
-    models: tuple[str, ...]
-    datasets: tuple[str, ...]
-    methods: tuple[str, ...]
     limits: dict[str, int | None] = field(default_factory=dict)  # dataset -> limit (None: all records)
     offset: int = 0
     shuffle_seed: int | None = None
@@ -33,50 +33,54 @@ class SweepOptions:
     id_field: str = "id"
     continuation_field: str = "continuation"
     messages_field: str = "messages"
-    source_roles: tuple[str, ...] = ("user",)
-    target: str = "predicted"
-    max_new_tokens: int = 20
-    layers: str = "all"
-    similarity: str = "rope-qk"
-    grad_at: str = "pre-o"
-    kv_expansion: str = "grouped"
-    attention: str = "loosened"
-    ig_steps: int = 50
-    target_fn: str = "probability"
-    batch_size: int = 16
-    vz_layers: str = "all"
-    attention_layers: str = "last"
-    dig_steps: int = 30
-    neighbours: int = 30
-    strategy: str = "greedy"
-    upscale: int = 0
-    baseline_token: str | None = None
-    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Every sweep option that changes which records are written or their numbers: the models, data sets
+    and methods, and the settings of selecting, explaining and measuring, composed (not copied). The
+    run manifest's ``options`` are :meth:`as_dict`: ``dataclasses.asdict`` of this, JSON-ready."""
+
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    data: DataSelection = field(default_factory=DataSelection)
+    explain: ExplainSettings = field(default_factory=lambda: ExplainSettings(task=None, methods=[]))
+    metrics: MetricSettings = field(default_factory=MetricSettings)
     dtype: str = "float32"
     device: str = "auto"
-    metrics: tuple[str, ...] = ("soft", "pi", "deletion-insertion")
-    pi_grid: tuple[float, ...] = ()
-    samples: int = 3
-    mask_unit: str = "token"
-    metric_batch_size: int = 32
-    gen_stride: int = 5
-    topk: float = 0.2
 
-    # options added after manifests were first written, with the value that earlier runs used: a
-    # manifest without them reads as having these (so an earlier run folder still resumes)
-    ADDED_LATER: ClassVar[dict[str, Any]] = {
-        "continuation_field": "continuation", "messages_field": "messages", "source_roles": ["user"], "vz_layers": "all",
-        "attention_layers": "last", "similarity": "rope-qk", "grad_at": "pre-o", "kv_expansion": "grouped",
-        "dig_steps": 30, "neighbours": 30, "strategy": "greedy", "upscale": 0, "baseline_token": None, "topk": 0.2,
-    }
+    @classmethod
+    def from_flat(cls, **flat: Any) -> SweepOptions:
+        """From the command line's option names (one flat namespace, as ``gradellm sweep`` takes them and
+        as manifests before 0.5.0 wrote them); ``seed`` seeds the methods and the metrics alike, and
+        ``baseline_token`` is the path methods' and Log-odds' baseline alike."""
+        flat = dict(flat)
+        take = lambda names: {name: flat.pop(name) for name in names if name in flat}  # noqa: E731
+        data = DataSelection(**take(f.name for f in fields(DataSelection)))
+        seed, baseline = flat.get("seed", 0), flat.get("baseline_token")
+        method_names = [f.name for f in fields(MethodOptions) if f.name not in ("extra",)]
+        options = MethodOptions(**take(method_names))
+        explain = ExplainSettings(task=None, methods=[], options=options, **take(("target", "max_new_tokens")),
+                                  source_roles=tuple(flat.pop("source_roles", ("user",))))
+        metric_flat = take(("metrics", "pi_grid", "samples", "mask_unit", "gen_stride", "topk"))
+        if "metric_batch_size" in flat:
+            metric_flat["batch_size"] = flat.pop("metric_batch_size")
+        metric_flat = {k: tuple(v) if isinstance(v, list) else v for k, v in metric_flat.items()}
+        metrics = MetricSettings(**metric_flat, seed=seed, baseline_token=baseline)
+        head = take(("models", "datasets", "methods", "dtype", "device"))
+        head = {k: tuple(v) if isinstance(v, list) else v for k, v in head.items()}
+        if flat:
+            raise TypeError(f"unknown sweep option(s): {', '.join(sorted(flat))}")
+        return cls(**head, data=data, explain=explain, metrics=metrics)
+
+    def explain_settings(self, task: str, methods: tuple[str, ...]) -> ExplainSettings:
+        """The explain settings of one data set's records: the sweep's, with that data set's task."""
+        return replace(self.explain, task=task, methods=list(methods))
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, with tuples as lists, so a reread manifest compares equal."""
-        out = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            out[name] = list(value) if isinstance(value, tuple) else value
-        return out
+        """The manifest's ``options``: ``dataclasses.asdict``, JSON-ready (tuples as lists), so a reread manifest compares equal."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 @dataclass
@@ -197,21 +201,22 @@ def load_datasets(options: SweepOptions) -> list[DatasetPlan]:
     """
     from ..data import load_records
 
+    data = options.data
     plans = []
     for spec in options.datasets:
         loaded = load_records(
             spec,
-            data_dir=options.data_dir,
-            text_field=options.text_field,
-            label_field=options.label_field,
-            id_field=options.id_field,
-            limit=options.limits.get(spec),
-            offset=options.offset,
-            seed=options.shuffle_seed,
-            balanced=options.balanced and _classifies(dataset_task(spec, options.continuation_field, options.messages_field)),
-            boolq_context=options.boolq_context,
-            continuation_field=options.continuation_field,
-            messages_field=options.messages_field,
+            data_dir=data.data_dir,
+            text_field=data.text_field,
+            label_field=data.label_field,
+            id_field=data.id_field,
+            limit=data.limits.get(spec),
+            offset=data.offset,
+            seed=data.shuffle_seed,
+            balanced=data.balanced and _classifies(dataset_task(spec, data.continuation_field, data.messages_field)),
+            boolq_context=data.boolq_context,
+            continuation_field=data.continuation_field,
+            messages_field=data.messages_field,
         )
         ids = [str(r["id"]) for r in loaded.records]
         if len(set(ids)) != len(ids):

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import GradellmError
-from ..explain import Explainer, ExplainSettings
-from ..methods import MethodOptions
+from ..explain import Explainer
 from ..metrics import Evaluator, MetricSettings, ModelPool
-from ..records import ERROR, SCHEMA_VERSION
+from ..schema import error_record
 from .plan import Group, Plan, SweepOptions, UnitKey
 from .progress import unit_progress
 from .store import ShardStore
@@ -33,49 +32,6 @@ class Outcome:
     failed: int = 0
 
 
-def explain_settings(options: SweepOptions, task: str, methods: tuple[str, ...]) -> ExplainSettings:
-    method_options = MethodOptions(
-        layers=options.layers,
-        similarity=options.similarity,
-        grad_at=options.grad_at,
-        kv_expansion=options.kv_expansion,
-        attention=options.attention,
-        ig_steps=options.ig_steps,
-        target_fn=options.target_fn,
-        seed=options.seed,
-        batch_size=options.batch_size,
-        vz_layers=options.vz_layers,
-        attention_layers=options.attention_layers,
-        dig_steps=options.dig_steps,
-        neighbours=options.neighbours,
-        strategy=options.strategy,
-        upscale=options.upscale,
-        baseline_token=options.baseline_token,
-    )
-    return ExplainSettings(
-        task=task,
-        target=options.target,
-        max_new_tokens=options.max_new_tokens,
-        methods=list(methods),
-        options=method_options,
-        source_roles=tuple(options.source_roles),
-    )
-
-
-def metric_settings(options: SweepOptions) -> MetricSettings:
-    return MetricSettings(
-        metrics=options.metrics,
-        pi_grid=options.pi_grid,
-        samples=options.samples,
-        seed=options.seed,
-        mask_unit=options.mask_unit,
-        batch_size=options.metric_batch_size,
-        gen_stride=options.gen_stride,
-        topk=options.topk,
-        baseline_token=options.baseline_token,
-    )
-
-
 def run_sweep(plan: Plan, options: SweepOptions, groups: list[Group], done: dict[UnitKey, dict], store: ShardStore, device: str) -> Outcome:
     """Run every pending unit of ``groups`` (this shard's share), committing each to ``store``.
 
@@ -86,7 +42,7 @@ def run_sweep(plan: Plan, options: SweepOptions, groups: list[Group], done: dict
     outcome = Outcome(skipped=sum(unit in done for unit in mine), failed=sum(bool(done.get(unit, {}).get("failed")) for unit in mine))
     pending = [g for g in groups if any(unit not in done for unit in g.units())]
     total = len(mine)
-    measure = metric_settings(options)
+    measure = options.metrics
     with unit_progress(total, outcome.skipped) as advance:
         for model in plan.models:
             model_groups = [g for g in pending if g.model == model]
@@ -106,7 +62,7 @@ def _run_model(spec: str, device: str, measure, options, groups: list[Group], do
 def _run_group(explainer, pool, measure, options, group: Group, done, store, outcome: Outcome, advance: Callable[[str], None]) -> None:
     """Prepare one record once, then explain, evaluate and commit each pending method of it."""
     todo = [unit for unit in group.units() if unit not in done]
-    settings = explain_settings(options, group.dataset.task, tuple(unit[2] for unit in todo))
+    settings = options.explain_settings(group.dataset.task, tuple(unit[2] for unit in todo))
     record = group.record
     try:
         prepared = explainer.prepare(
@@ -141,16 +97,7 @@ def evaluate_unit(heatmaps: list[dict[str, Any]], measure: MetricSettings, pool:
 def _commit_failure(store: ShardStore, unit: UnitKey, reason: str, outcome: Outcome) -> None:
     """A record explain cannot handle (too long, empty) becomes an error record, committed, so a rerun does not retry it forever."""
     dataset, model, method, record_id = unit
-    error = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": ERROR,
-        "dataset": dataset,
-        "id": record_id,
-        "model": model,
-        "method": method,
-        "step": None,
-        "error": reason,
-    }
+    error = error_record(record_id=record_id, reason=reason, model=model, method=method, step=None, dataset=dataset)
     store.commit(unit, [error], [], failed=True)
     outcome.failed += 1
     print(f"gradellm: skipped: {model} {dataset} {method}: {reason}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Table 1 with the paper's baselines: the combined report of runs/paper and runs/baselines, into the README.
+"""Table 1 with the paper's baselines: the combined report of runs/paper and runs/baselines, into the
+results page of the documentation (docs/results.md).
 
     python runs/baselines/publish.py          # from the repository root, after the runs (or during them)
 
@@ -6,8 +7,9 @@
    both runs as one, with CIs and paired tests against Grad-ELLM);
 2. from its ``table1.csv``, per model, a compact Table 1 over the three data sets these runs cover
    (SST-2, BoolQ, TellMeWhy), every method's mean [95% interval] and rank (n below 20/20/10 marked),
-   written into README.md between ``<!-- baselines:begin -->`` and ``<!-- baselines:end -->``, with
-   the units done and the wall time from ``timeline.log``.
+   written into docs/results.md between ``<!-- baselines:begin -->`` and ``<!-- baselines:end -->``,
+   with the units done and the wall time from ``timeline.log``. The rest of the page is left as it is,
+   so running this twice gives the same page.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ FULL = {"sst2": 20, "boolq": 20, "tellmewhy": 10}
 METRICS = (("auc_pi_soft_ns", "NS"), ("auc_pi_soft_nc", "NC"))
 NEW = ("value-zeroing", "grad-ellm (port)", "attention (all layers)")
 BEGIN, END = "<!-- baselines:begin -->", "<!-- baselines:end -->"
+PAGE = ROOT / "docs" / "results.md"  # the documentation page that holds the table
 
 
 def make_report() -> None:
@@ -106,12 +109,13 @@ def main() -> None:
         if model in tables:
             lines += model_table(model, tables[model])
     lines.append(END)
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        sys.exit(f"publish.py: {PAGE.relative_to(ROOT)} has no {BEGIN} ... {END} markers")
     before, _, rest = text.partition(BEGIN)
     _, _, after = rest.partition(END)
-    readme.write_text(before + "\n".join(lines) + after, encoding="utf-8")
-    print(f"README.md: Table 1 with the baselines ({units_done()})")
+    PAGE.write_text(before + "\n".join(lines) + after, encoding="utf-8")
+    print(f"{PAGE.relative_to(ROOT)}: Table 1 with the baselines ({units_done()})")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from transformers import AutoTokenizer
 
 from gradellm_cli.models import convert_gguf, resolve_model
 from gradellm_cli.prompts import build_prompt, get_task
+from gradellm_cli.sweep.manifest import ADDED_LATER
 from gradellm_cli.sweep.plan import SweepOptions, build_plan
 from gradellm_cli.sweep.store import done_units, read_run_heatmaps, read_run_metrics, unit_of
 
@@ -34,8 +35,7 @@ Unit = tuple[str, str, str, str]  # (dataset, model, method, record id)
 def prompt_tokens() -> dict[tuple[str, str, str], int]:
     """(model, dataset, id) -> prompt length, for every group of the manifest's plan."""
     manifest = json.loads((RUN / "manifest.json").read_text())
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["options"].items()}
-    plan = build_plan(SweepOptions(**options))
+    plan = build_plan(SweepOptions.from_flat(**(ADDED_LATER | manifest["options"])))  # the run's manifest is of 0.1.0: flat
     tokenizers = {m: AutoTokenizer.from_pretrained(convert_gguf(Path(resolve_model(m).location))) for m in plan.models}
     return {
         (g.model, g.dataset.name, str(g.record["id"])): int(

@@ -240,7 +240,7 @@ class Pool:
                     job.proc.wait()
 
     def _loop(self) -> int:
-        # classes a previous session's processes wrote: cut what they left half-written
+        # classes an earlier pool's processes wrote: cut what they left half-written
         names = (SHARD_FILE.fullmatch(path.name) for path in self.run.iterdir())
         for i, n in sorted({(int(m[1]), int(m[2])) for m in names if m}):
             self.cleanup((i, n))

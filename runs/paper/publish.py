@@ -1,15 +1,16 @@
-"""When the paper run is done: its report into ``runs/paper/report/``, its tables into the README, and
-a subset of its records into ``examples/paper-run/`` (issue 5, Done-when 1), and its SST-2 part into
-``examples/sst2-20/`` with the pi-curve plots ``examples/pi_curves_*.png``.
+"""When the paper run is done: its report into ``runs/paper/report/``, its tables into the results page
+of the documentation (``docs/results.md``), a subset of its records into ``examples/paper-run/``, and
+its SST-2 part into ``examples/sst2-20/`` with the pi-curve plots ``examples/pi_curves_*.png``.
 
     .venv/bin/python runs/paper/publish.py        # refuses while units are missing
     # a dry run, writing nothing in the repository:
-    .venv/bin/python runs/paper/publish.py --partial --readme /tmp/d/README.md --examples /tmp/d/ex \\
+    .venv/bin/python runs/paper/publish.py --partial --page /tmp/d/results.md --examples /tmp/d/ex \\
         --report /tmp/d/report --sst2-example /tmp/d/sst2-20 --plots /tmp/d
 
-The README part lies between the markers ``<!-- paper-run:begin -->`` and ``<!-- paper-run:end -->``
-and is rewritten whole each time, so running this twice gives the same README. The wall time is read
-from ``timeline.log`` by ``wall_time.py``, as ``snapshot.sh`` reads it.
+The page's part lies between the markers ``<!-- paper-run:begin -->`` and ``<!-- paper-run:end -->``
+and is rewritten whole each time, so running this twice gives the same page. Its links are relative
+to ``docs/`` wherever ``--page`` writes it. The wall time is read from ``timeline.log`` by
+``wall_time.py``, as ``snapshot.sh`` reads it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from gradellm_cli.sweep.store import done_units, read_run_heatmaps, read_run_met
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "runs" / "paper"
+PAGE = REPO / "docs" / "results.md"  # the documentation page that holds the run's tables
+UP = "../"  # from docs/ to the repository root: the prefix of the page's links to the run's files
 BEGIN, END = "<!-- paper-run:begin -->", "<!-- paper-run:end -->"
 COMMAND = """OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m gradellm_cli sweep --models smollm2,gemma3 \\
     --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all --limit 20 --limit-generation 10 \\
@@ -41,28 +44,29 @@ def plan_units(manifest: dict) -> int:
     return len(plan["models"]) * len(plan["methods"]) * sum(len(d["ids"]) for d in plan["datasets"].values())
 
 
-def demote(markdown: str, levels: int = 2) -> str:
-    """Headings two levels down: the report's ### sits under the README's ### `gradellm sweep`."""
+def demote(markdown: str, levels: int = 0) -> str:
+    """Headings ``levels`` levels down (none: the report's ### sits under the page's ## section)."""
     return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + levels) + " ", markdown, flags=re.MULTILINE)
 
 
-def readme_part(report: Path, done: int, total: int, hours: float, versions: dict, models: list[str]) -> str:
-    tables = "\n\n".join(demote((report / f"{stem}.md").read_text().strip()) for stem in REPORT_FILES)
-    plots = "\n".join(f"![pi curves, {model}](runs/paper/report/pi_curves_{model}.png)" for model in models)
+def page_part(report: Path, done: int, total: int, hours: float, versions: dict, models: list[str]) -> str:
+    stems = [stem for stem in REPORT_FILES if (report / f"{stem}.md").exists()]  # topk and wae: only where records hold them
+    tables = "\n\n".join(demote((report / f"{stem}.md").read_text().strip()) for stem in stems)
+    plots = "\n".join(f"![pi curves, {model}]({UP}runs/paper/report/pi_curves_{model}.png)" for model in models)
     return f"""{BEGIN}
 **The paper-scale run: results** ({done} of {total} units; written by `runs/paper/publish.py`). The
 command, on 2-vCPU x86_64 machines without GPU (gradellm {versions['gradellm']}, torch
 {versions['torch']}, transformers {versions['transformers']}, Python {versions['python']}; the CPU
-model varied between sessions, see "Machines" in [`runs/paper/README.md`](runs/paper/README.md)),
-resumed across sessions as two one-thread processes (torchrun's two shards, then finer `--shard i/n` classes
+model varied from one machine to the next, see "Machines" in [`runs/paper/README.md`]({UP}runs/paper/README.md)),
+resumed after every interruption as two one-thread processes (torchrun's two shards, then finer `--shard i/n` classes
 kept busy by `runs/paper/pool.py`); **{hours:.1f} hours of wall time** in all (`runs/paper/timeline.log`):
 
 ```bash
 {COMMAND}
 ```
 
-The same tables as files: [`runs/paper/report/`](runs/paper/report/); a subset of the records (the
-first input of each model and data set, every method): [`examples/paper-run/`](examples/paper-run/).
+The same tables as files: [`runs/paper/report/`]({UP}runs/paper/report/); a subset of the records (the
+first input of each model and data set, every method): [`examples/paper-run/`]({UP}examples/paper-run/).
 
 {tables}
 
@@ -91,7 +95,7 @@ def write_subset(target: Path, manifest: dict) -> None:
 def write_sst2_example(target: Path, plots: Path, manifest: dict) -> None:
     """Every SST-2 metric record of the run in plan order (model, record, method), their tables and
     one pi-curve plot per model: the files ``examples/README.md`` names, now all from the run
-    (before, the Gemma-3 half was computed ahead of the run, in another session, on another CPU)."""
+    (before, the Gemma-3 half was computed ahead of the run, on another CPU)."""
     plan = manifest["plan"]
     names = (plan["models"], plan["datasets"]["sst2"]["ids"], plan["methods"])
     rank = [{name: i for i, name in enumerate(ordered)} for ordered in names]
@@ -110,7 +114,7 @@ def write_sst2_example(target: Path, plots: Path, manifest: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--partial", action="store_true", help="publish although units are missing (for a dry run)")
-    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--page", "--readme", type=Path, default=PAGE, help="the page to write the tables into (default docs/results.md)")
     parser.add_argument("--examples", type=Path, default=REPO / "examples" / "paper-run")
     parser.add_argument("--report", type=Path, default=RUN / "report")
     parser.add_argument("--sst2-example", type=Path, default=REPO / "examples" / "sst2-20", help="the SST-2 part and its tables")
@@ -126,16 +130,16 @@ def main() -> int:
     for model in collection.models:  # the paper's Figure 2: IMDb
         rows = [row for row in collection.rows if row["model"] == model and row["dataset"] == "imdb"]
         plot_pi_curves(dataclasses.replace(collection, rows=rows), args.report / f"pi_curves_{model}.png", title=f"{model}, IMDb")
-    readme = args.readme.read_text() if args.readme.exists() else (REPO / "README.md").read_text()
-    if BEGIN not in readme or END not in readme:
-        print(f"publish.py: {args.readme} has no {BEGIN} ... {END} markers", file=sys.stderr)
+    page = args.page.read_text() if args.page.exists() else PAGE.read_text()
+    if BEGIN not in page or END not in page:
+        print(f"publish.py: {args.page} has no {BEGIN} ... {END} markers", file=sys.stderr)
         return 1
-    head, rest = readme.split(BEGIN, 1)
-    part = readme_part(args.report, done, total, wall_hours(RUN / "timeline.log"), manifest["versions"], collection.models)
-    args.readme.write_text(head + part + rest.split(END, 1)[1])
+    head, rest = page.split(BEGIN, 1)
+    part = page_part(args.report, done, total, wall_hours(RUN / "timeline.log"), manifest["versions"], collection.models)
+    args.page.write_text(head + part + rest.split(END, 1)[1])
     write_subset(args.examples, manifest)
     write_sst2_example(args.sst2_example, args.plots, manifest)
-    print(f"publish.py: {done} of {total} units; report in {args.report}, README {args.readme}, subset in {args.examples}, "
+    print(f"publish.py: {done} of {total} units; report in {args.report}, tables in {args.page}, subset in {args.examples}, "
           f"SST-2 part in {args.sst2_example}")
     return 0
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Resume the paper-scale sweep (issue 5) into this folder: every unit already in a done log is skipped,
+# Resume the paper-scale sweep into this folder: every unit already in a done log is skipped,
 # a unit cut off half-way is rerun, so the records end up exactly those of one uninterrupted run.
 #
 #   setsid nohup runs/paper/resume.sh &    # from any folder; stops when all units are done
@@ -65,8 +65,8 @@ for alias in sys.argv[1:]:
     print("resume.sh: model cache ready:", convert_gguf(Path(resolve_model(alias).location)))' smollm2 gemma3) \
     || echo "resume.sh: could not prepare the model cache; the sweep will convert the models itself"
 for attempt in 1 2 3; do  # pool.py ends after three crashed sweeps; the rerun resumes
-    # timeline.log: the wall time of a run spread over sessions (see snapshot.sh), and the CPU each
-    # session's units ran on (float32 kernels differ between CPU models; see README.md); nproc is asked
+    # timeline.log: the wall time of a run spread over many machines' loans (see snapshot.sh), and the CPU
+    # each segment's units ran on (float32 kernels differ between CPU models; see README.md); nproc is asked
     # without the OMP_NUM_THREADS=1 above, which it would report instead of the cores
     cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1 | tr -s ' ' '_')
     echo "start $(date -u +%FT%TZ) $(date +%s) cpu=${cpu:-unknown} nproc=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" >> "$RUN/timeline.log"

@@ -6,7 +6,7 @@ commit's message) and ``publish.py`` (the README's figure).
 Standard library only: ``snapshot.sh`` runs it with the system ``python3``, outside any venv.
 
 The rule: a segment runs from a ``start`` line to the last line before the next ``start`` (units done
-after a session's last snapshot were lost with its disk; a hand-written ``recovered`` line counts
+after a machine's last snapshot were lost with its disk; a hand-written ``recovered`` line counts
 those a surviving disk kept, up to their last record); nothing after a ``finish`` counts. Only the
 first and third fields (kind, epoch seconds) are read; ``start`` lines carry ``cpu=`` and ``nproc=``.
 """
