@@ -51,6 +51,9 @@ _EXPORTS = {
     "text_input": ("pipelines", "text_input"),
     "jsonl_inputs": ("pipelines", "jsonl_inputs"),
     "read_heatmaps": ("pipelines", "read_heatmaps"),
+    "sweep_to": ("sweep.run", "sweep_to"),
+    "SweepOptions": ("sweep.plan", "SweepOptions"),
+    "DataSelection": ("sweep.plan", "DataSelection"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -33,3 +33,22 @@ def test_the_python_example_goes_from_a_text_to_an_html_page(tmp_path):
     assert "grad-ellm: AUC pi-Soft-NS" in result.stdout and "saliency: target" in result.stdout
     page = (tmp_path / "heatmaps.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "review-1" in page
+
+
+def test_a_sweep_from_python_writes_valid_records_and_resumes(tmp_path):
+    import orjson
+
+    from gradellm_cli import SweepOptions, sweep_to, validate
+    from gradellm_cli.sweep import read_run as run_records
+
+    options = SweepOptions.from_flat(models=("smollm2",), datasets=("sst2",), methods=("random", "attention"), limits={"sst2": 2},
+                                     metrics=("soft",), samples=1, pi_grid=(0.25, 0.75), device="cpu")
+    first = sweep_to(tmp_path / "run", options)
+    assert (first.ran, first.skipped, first.failed) == (4, 0, 0)
+    manifest = orjson.loads((tmp_path / "run" / "manifest.json").read_bytes())
+    assert manifest["options"]["metrics"]["samples"] == 1 and manifest["options"]["data"]["limits"] == {"sst2": 2}
+    heatmaps, metrics = run_records(tmp_path / "run")
+    assert len(heatmaps) == len(metrics) == 4
+    assert all(validate(record) == "heatmap" for record in heatmaps) and all(validate(record) == "metric" for record in metrics)
+    again = sweep_to(tmp_path / "run", options)
+    assert (again.ran, again.skipped) == (0, 4)

@@ -10,8 +10,7 @@ from rich.console import Console
 
 from ..errors import EXIT_SKIPPED, BadInput, GradellmError
 from ..explain import Explainer, ExplainSettings
-from ..jsonl import check_input, count_lines
-from ..pipelines import InputFields, dataset_inputs, explain_to, first_checked, jsonl_inputs, text_input
+from ..pipelines import InputFields, count_inputs, dataset_inputs, explain_to, first_checked, jsonl_inputs, text_input
 from ..settings import MethodOptions
 from ..view import print_heatmap
 from .options import (
@@ -176,9 +175,8 @@ def explain(
     elif text is not None:
         inputs, total = text_input(text, continuation), 1
     else:
-        check_input(input)  # a missing file is an error before the model loads
         fields = InputFields(text_field, id_field, label_field, continuation_field, messages_field)
-        inputs, total = jsonl_inputs(input, settings, fields), count_lines(input)
+        inputs, total = jsonl_inputs(input, settings, fields), count_inputs(input)  # a missing file: an error before the model loads
     inputs = first_checked(inputs, on_error == "stop")  # a bad first record with --on-error stop fails before the model loads
     console = Console(stderr=output == "-")  # records on stdout: heatmaps (an explicit --show) go to stderr
     summary = explain_to(

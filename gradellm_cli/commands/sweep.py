@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 
 from ..errors import EXIT_SKIPPED, GradellmError
-from ..locks import sole_writer
 from ..metrics.settings import parse_metrics, parse_pi_grid
 from .options import (
     EXPLAIN_DEFAULTS,
@@ -131,18 +130,14 @@ def sweep(
     on it. A rerun with the same options resumes; with other options into the same folder it is refused.
     """
     from ..chat import parse_source_roles
-    from ..methods import check_method_options, parse_methods
     from ..methods.grad_ellm import variant_options
-    from ..sweep.manifest import build_manifest, check_or_write
-    from ..sweep.plan import SweepOptions, build_plan, dataset_task, parse_limits, split_list
-    from ..sweep.runner import run_sweep
-    from ..sweep.sharding import parse_shard, process_device
-    from ..sweep.store import DONE, ShardStore, done_lines
+    from ..sweep.plan import SweepOptions, dataset_task, parse_limits, split_list
+    from ..sweep.run import sweep_to
+    from ..sweep.sharding import parse_shard
 
     use_threads(threads)  # not in the manifest: threads change float rounding at most, and a resume may use others
     started = time.perf_counter()
     the_shard = parse_shard(shard)
-    placement = process_device(device)  # before anything is written: a device map under a multi-process launch is refused
     names = split_list(datasets, "datasets")
     options = SweepOptions.from_flat(
         models=split_list(models, "models"),
@@ -187,22 +182,8 @@ def sweep(
         gen_stride=gen_stride,
         topk=topk,
     )
-    check_method_options(parse_methods(",".join(options.methods)), options.explain.options)  # before anything is loaded or written
-    plan = build_plan(options)
+    outcome = sweep_to(output_dir, options, the_shard)
     run_dir = Path(output_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise GradellmError(f"--output-dir {output_dir} is a file, not a folder")
-    manifest = build_manifest(options.as_dict(), plan.summary(), {d.name: d.source for d in plan.datasets})
-    check_or_write(run_dir, manifest)
-    store = ShardStore(run_dir, the_shard)
-    with sole_writer(store.paths[DONE], f"shard {the_shard} of {run_dir}"):
-        store.resume()
-        store.open()
-        try:
-            groups = [group for group in plan.groups if the_shard.owns(group.index)]
-            outcome = run_sweep(plan, options, groups, done_lines(run_dir), store, placement)
-        finally:
-            store.close()
     where = f" (shard {the_shard})" if the_shard.count > 1 else ""
     print(
         f"gradellm: sweep{where}: {outcome.ran} unit(s) run, {outcome.skipped} already done, {outcome.failed} failed; "

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from .evaluating import OtherHeatmaps, evaluate_records, evaluate_to
 from .explaining import RunSummary, explain_input, explain_to
-from .inputs import ExplainInput, InputFields, dataset_inputs, first_checked, jsonl_inputs, text_input
+from .inputs import ExplainInput, InputFields, count_inputs, dataset_inputs, first_checked, jsonl_inputs, text_input
 from .reading import read_heatmaps
 
 __all__ = [
-    "ExplainInput", "InputFields", "OtherHeatmaps", "RunSummary", "dataset_inputs", "evaluate_records", "evaluate_to",
+    "ExplainInput", "InputFields", "OtherHeatmaps", "RunSummary", "count_inputs", "dataset_inputs", "evaluate_records", "evaluate_to",
     "explain_input", "explain_to", "first_checked", "jsonl_inputs", "read_heatmaps", "text_input",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadInput
-from ..jsonl import read_jsonl
+from ..jsonl import check_input, count_lines, read_jsonl
 
 TEXT_ID = "text-1"  # the id of the one input of a TEXT argument
 
@@ -65,8 +65,19 @@ def jsonl_inputs(path: str, settings, fields: InputFields = InputFields()) -> It
     """Inputs from a JSONL file (``-``: stdin), one per line; a line that cannot be used carries its ``error``.
 
     ``settings``: the :class:`~gradellm_cli.settings.ExplainSettings` (its task decides the fields a
-    record needs; its source roles are checked against a chat's messages).
+    record needs; its source roles are checked against a chat's messages). A missing file or a folder
+    is refused at once, before the first input is asked for.
     """
+    check_input(path)
+    return _jsonl_lines(path, settings, fields)
+
+
+def count_inputs(path: str) -> int | None:
+    """The number of lines of a JSONL file, for a progress bar; None for stdin."""
+    return count_lines(path)
+
+
+def _jsonl_lines(path: str, settings, fields: InputFields) -> Iterator[ExplainInput]:
     for line in read_jsonl(path):
         if line.data is None:
             yield ExplainInput(line_id(line.number), None, None, line.error)

@@ -2,7 +2,8 @@
 
 Modules, one job each: :mod:`.plan` (options and the unit plan), :mod:`.manifest` (one configuration
 per folder), :mod:`.sharding` (which units this process runs), :mod:`.store` (crash-safe commits and
-merged reading), :mod:`.runner` (the loop), :mod:`.progress` (the terminal bar). Importing this
+merged reading), :mod:`.runner` (the loop), :mod:`.run` (:func:`~gradellm_cli.sweep.run.sweep_to`: all of it, locked),
+:mod:`.progress` (the terminal bar). Importing this
 package (e.g. for :func:`read_run`) does not import torch.
 """
 
