@@ -36,7 +36,7 @@ def parse_source_roles(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ..
         return ROLES
     unknown = [name for name in names if name not in ROLES]
     if unknown or not names:
-        raise BadInput(f"--source-roles {unknown[0] if unknown else spec!r}: use all, or roles among {', '.join(ROLES)}")
+        raise BadInput(f"`source_roles` {unknown[0] if unknown else spec!r}: use all, or roles among {', '.join(ROLES)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -76,7 +76,7 @@ def check_chat(messages: Any, source_roles: tuple[str, ...]) -> None:
 
 def _need_source(messages: list[dict[str, str]], source_roles: tuple[str, ...]) -> None:
     if not any(message["role"] in source_roles for message in messages):
-        raise BadInput(f"no message before the reply has a source role ({', '.join(source_roles)}); see --source-roles")
+        raise BadInput(f"no message before the reply has a source role ({', '.join(source_roles)}); see `source_roles`")
 
 
 def build_chat_prompt(

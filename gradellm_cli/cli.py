@@ -11,6 +11,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -267,11 +268,29 @@ def _one_line(command: Callable, quiet: bool = False) -> Callable:
             try:
                 return command(*args, **kwargs)
             except GradellmError as exc:  # a line break in a record id or a quoted value: still one line
-                exc.message = _one_line_text(exc.message)
+                exc.message = _one_line_text(with_flags(exc.message))
                 exc.record = None if exc.record is None else _one_line_text(str(exc.record))
                 raise
 
     return run
+
+
+PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def with_flags(message: str) -> str:
+    """The one place where the library's words meet the command line's: library errors name a parameter
+    as `name` (what a Python caller passes); here it becomes the running command's flag for it
+    (`ig_steps` -> --ig-steps), or the flag spelled the same way where the command has none."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    flags = {}
+    for param in getattr(getattr(context, "command", None), "params", []):
+        long = [opt for opt in param.opts if opt.startswith("--")]
+        if param.name and long:
+            flags[param.name] = long[0]
+    return PARAMETER.sub(lambda match: flags.get(match[1], "--" + match[1].replace("_", "-")), message)
 
 
 def _one_line_text(text: str) -> str:

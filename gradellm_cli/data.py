@@ -108,11 +108,11 @@ def load_records(
     column is a file of chats (task ``chat``): each record's ``messages``, and no text fields.
     """
     if limit is not None and limit < 1:
-        raise BadInput("--limit must be at least 1")
+        raise BadInput("`limit` must be at least 1")
     if offset < 0:
-        raise BadInput("--offset must be 0 or more")
+        raise BadInput("`offset` must be 0 or more")
     if boolq_context is not None and boolq_context not in BOOLQ_CONTEXTS:
-        raise BadInput(f"--boolq-context takes {' or '.join(BOOLQ_CONTEXTS)}, not {boolq_context!r}")
+        raise BadInput(f"`boolq_context` takes {' or '.join(BOOLQ_CONTEXTS)}, not {boolq_context!r}")
     builtin = BUILTINS.get(dataset.lower())
     if builtin is not None:
         the_task = get_task(task or builtin.task)
@@ -181,7 +181,7 @@ def _file_task(columns: list[str], continuation_field: str, messages_field: str)
 
 def locate(builtin: Builtin, data_dir: str | Path | None = None) -> Path | None:
     """The local file of a built-in data set, or None when only the hub is left (see the module doc)."""
-    for folder, origin in ((data_dir, "--data-dir"), (os.environ.get(DATA_ENV) or None, f"${DATA_ENV}")):
+    for folder, origin in ((data_dir, "`data_dir`"), (os.environ.get(DATA_ENV) or None, f"${DATA_ENV}")):
         if folder is not None:
             path = Path(folder).expanduser() / builtin.file
             if not path.is_file():
@@ -276,11 +276,11 @@ def _select(table, task: Task, source: str, label_column, record_id, limit, offs
     if seed is not None:
         random.Random(seed).shuffle(order)
     if offset >= len(order):
-        raise BadInput(f"--offset {offset} skips all {len(order)} records of {source}")
+        raise BadInput(f"`offset` {offset} skips all {len(order)} records of {source}")
     order = order[offset:]
     if balanced:
         if label_column is None:
-            raise BadInput("--balanced needs a classification task and a label field")
+            raise BadInput("`balanced` needs a classification task and a label field")
         return _balanced(list(table[label_column]), task, record_id, order, limit)
     return order[:limit]
 
@@ -296,11 +296,11 @@ def _balanced(labels, task: Task, record_id, order: list[int], limit: int | None
         quota = min(counts.get(label, 0) for label in task.labels)
     else:
         if limit % len(task.labels):
-            raise BadInput(f"--balanced needs a --limit that is a multiple of {len(task.labels)} (one share per label)")
+            raise BadInput(f"`balanced` needs a `limit` that is a multiple of {len(task.labels)} (one share per label)")
         quota = limit // len(task.labels)
     short = [label for label in task.labels if counts.get(label, 0) < max(quota, 1)]
     if short:
-        raise BadInput(f"--balanced: only {counts.get(short[0], 0)} {short[0]!r} record(s) to pick from, {max(quota, 1)} needed")
+        raise BadInput(f"`balanced`: only {counts.get(short[0], 0)} {short[0]!r} record(s) to pick from, {max(quota, 1)} needed")
     kept: Counter[str] = Counter()
     result = []
     for index, label in walk:
@@ -387,7 +387,7 @@ def _load_from_hub(builtin: Builtin):
         raise
     except Exception as exc:  # noqa: BLE001 - network, hub and schema errors all end the same way
         raise NotFound(
-            f"{builtin.name}: no local {builtin.file} (use --data-dir or ${DATA_ENV}) and loading {hub_id} from the hub failed: "
+            f"{builtin.name}: no local {builtin.file} (use `data_dir` or ${DATA_ENV}) and loading {hub_id} from the hub failed: "
             f"{_innermost(exc)}"
         ) from None
     return table, f"hf://{hub_id} ({split})"

@@ -177,7 +177,7 @@ class Explainer:
         else:
             target = prompts.label_token_ids(task, self.tokenizer, prompt, (settings.target,))[0]
         if contrast is not None and int(contrast[0]) == target:
-            raise BadInput(f"--contrast {settings.contrast!r} is the target itself; the explained difference would be 0")
+            raise BadInput(f"`contrast` {settings.contrast!r} is the target itself; the explained difference would be 0")
         return self._prepared(record_id, task.name, prompt, last, torch.tensor([target]), logits, prefix, contrast, LABEL, label,
                               list(task.label_words), label_ids)
 
@@ -185,12 +185,12 @@ class Explainer:
         """The contrast word as the next token, tokenised like the label words."""
         if settings.contrast is None:
             return None
-        return torch.tensor(prompts.label_token_ids(task, self.tokenizer, prompt, (settings.contrast,), what="--contrast"))
+        return torch.tensor(prompts.label_token_ids(task, self.tokenizer, prompt, (settings.contrast,), what="`contrast`"))
 
     @staticmethod
     def _gold_index(task: Task, label: str | None) -> int:
         if label is None:
-            raise BadInput("--target gold needs a label field in the record")
+            raise BadInput("`target` gold needs a label field in the record")
         normalised = str(label).strip().lower()
         choices = [value.lower() for value in task.labels]
         if normalised not in choices:
@@ -209,7 +209,7 @@ class Explainer:
         self, record_id: str, task: str, prompt: Prompt, settings: ExplainSettings, label: str | None, continuation: str | None
     ) -> Prepared:
         if settings.target not in ("predicted",):
-            raise BadInput("generation tasks explain the generated (or given) tokens: use --target predicted")
+            raise BadInput("generation tasks explain the generated (or given) tokens: use `target` predicted")
         length = prompt.input_ids.numel()
         if continuation is not None:
             generated, source = self.continuation_ids(continuation), GIVEN
@@ -217,7 +217,7 @@ class Explainer:
             contrast = self._contrast_ids(settings, generated)
         else:
             if settings.max_new_tokens < 1:
-                raise BadInput("--max-new-tokens must be at least 1")
+                raise BadInput("`max_new_tokens` must be at least 1")
             self._check_context(length, settings.max_new_tokens, "new tokens")
             self._contrast_ids(settings, None)  # a bad contrast is reported before generating
             generated, source = self._greedy(prompt.input_ids, settings.max_new_tokens), GENERATED
@@ -257,11 +257,11 @@ class Explainer:
             return None
         ids = prompts.text_ids(self.tokenizer, settings.contrast)
         if not ids:
-            raise BadInput("--contrast is empty")
+            raise BadInput("`contrast` is empty")
         if targets is None:
             if len(ids) != 1:
                 raise BadInput(
-                    f"--contrast {settings.contrast!r} is {len(ids)} tokens: a contrast of several tokens needs a given continuation"
+                    f"`contrast` {settings.contrast!r} is {len(ids)} tokens: a contrast of several tokens needs a given continuation"
                 )
             return None
         if len(ids) == 1:
@@ -270,10 +270,10 @@ class Explainer:
             contrast = torch.tensor(ids, dtype=torch.long)
         else:
             raise BadInput(
-                f"--contrast is {len(ids)} tokens and the continuation {targets.numel()}: give one token, or as many as the continuation"
+                f"`contrast` is {len(ids)} tokens and the continuation {targets.numel()}: give one token, or as many as the continuation"
             )
         if torch.equal(contrast, targets):
-            raise BadInput("--contrast equals the target at every step; the explained difference would be 0")
+            raise BadInput("`contrast` equals the target at every step; the explained difference would be 0")
         return contrast
 
     def _greedy(self, input_ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:

@@ -167,7 +167,7 @@ def check_output(path: str | None) -> None:
         return
     folder = Path(path).parent
     if not folder.is_dir():
-        raise BadInput(f"--output {path}: the folder {folder} does not exist (create it first)")
+        raise BadInput(f"`output` {path}: the folder {folder} does not exist (create it first)")
     if not os.access(folder, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
         raise OutputError(f"cannot write {path}: permission denied")
 

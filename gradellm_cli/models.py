@@ -259,7 +259,7 @@ def pick_device(device: str) -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise BadInput(f"unknown device {device!r}: use cpu, cuda, cuda:N, auto or map:auto")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput("--device cuda was asked for but torch sees no GPU")
+        raise BadInput("`device` cuda was asked for but torch sees no GPU")
     return device
 
 

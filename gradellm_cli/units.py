@@ -245,7 +245,7 @@ def _top_p_weights(scores: list[float], source: list[bool], pi: float) -> tuple[
     from .metrics import normalise_scores, pi_transform
 
     if not 0.0 < pi <= 1.0:
-        raise BadInput(f"--top-p takes a pi in (0, 1], not {pi:g}")
+        raise BadInput(f"`top_p` takes a pi in (0, 1], not {pi:g}")
     positions = [i for i, flag in enumerate(source) if flag]
     normalised = normalise_scores(scores, source)  # MetricError (a BadInput-like GradellmError) when undefined
     probabilities, alpha, achieved = pi_transform(normalised, pi)

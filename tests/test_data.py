@@ -128,7 +128,7 @@ def test_data_dir_and_env_var_take_precedence(tmp_path, monkeypatch):
     assert [r["id"] for r in load_records("imdb")] == ["mine"]
     with pytest.raises(NotFound, match="sst2.jsonl"):  # an explicit folder must hold the file
         load_records("sst2")
-    with pytest.raises(NotFound, match="data-dir"):
+    with pytest.raises(NotFound, match="`data_dir`"):
         load_records("sst2", data_dir=tmp_path / "nowhere")
 
 

@@ -180,9 +180,9 @@ def test_monotone_rows_make_a_path_of_exact_rows_with_no_approximation_error(smo
 
 
 def test_bad_options_are_one_line_errors(smollm2):
-    with pytest.raises(BadInput, match="--strategy"):
+    with pytest.raises(BadInput, match="`strategy`"):
         PathSettings(strategy="random")
-    with pytest.raises(BadInput, match="--dig-steps"):
+    with pytest.raises(BadInput, match="`dig_steps`"):
         PathSettings(steps=0)
     with pytest.raises(BadInput, match="not one token"):
         baseline_token_id(smollm2.tokenizer, "no such token here at all")

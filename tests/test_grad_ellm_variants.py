@@ -66,15 +66,15 @@ def test_tiled_rows_path_equals_its_full_path(smollm2, prompts):
 def test_variant_presets_and_refusals(gemma3, prompts):
     assert variant_options("port") == {"similarity": "raw-cosine", "grad_at": "post-o", "kv_expansion": "tiled", "layers": "last:1"}
     assert variant_options("paper", layers="last:2")["layers"] == "last:2"
-    with pytest.raises(BadInput, match="unknown --variant"):
+    with pytest.raises(BadInput, match="unknown `variant`"):
         variant_options("authors")
     targets = gemma3.prepare("s", {"text": "a fine film"}, ExplainSettings()).targets
-    with pytest.raises(BadInput, match="--grad-at post-o needs the attention's query width") as caught:
+    with pytest.raises(BadInput, match="`grad_at` post-o needs the attention's query width") as caught:
         scores(gemma3, targets, MethodOptions(grad_at="post-o"))
     assert "\n" not in str(caught.value)
-    with pytest.raises(BadInput, match="goes with --similarity rope-qk"):
+    with pytest.raises(BadInput, match="goes with `similarity` rope-qk"):
         scores(gemma3, targets, MethodOptions(similarity="raw-cosine", attention="softmax"))
-    with pytest.raises(BadInput, match="unknown --kv-expansion"):
+    with pytest.raises(BadInput, match="unknown `kv_expansion`"):
         scores(gemma3, targets, MethodOptions(kv_expansion="interleaved"))
     raw = scores(gemma3, targets, MethodOptions(similarity="raw-cosine", kv_expansion="tiled"))  # Gemma-3 takes the rest
     assert torch.isfinite(raw).all() and raw.max() > 0

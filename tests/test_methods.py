@@ -149,7 +149,7 @@ def test_attention_matches_the_eager_models_attention_weights(explainer, classif
         torch.testing.assert_close(run(explainer, prepared, "attention"), rows, rtol=1e-4, atol=1e-6)
         every = torch.stack([layer[0, :, targets.positions, :].mean(dim=0) for layer in out.attentions]).mean(dim=0).float()
         torch.testing.assert_close(run(explainer, prepared, "attention", attention_layers="all"), every, rtol=1e-4, atol=1e-6)
-    with pytest.raises(BadInput, match="--attention-layers"):
+    with pytest.raises(BadInput, match="`attention_layers`"):
         run(explainer, classification, "attention", attention_layers="first")
     assert get_method("attention").config(MethodOptions(attention_layers="all")) == {"attention_layers": "all"}
 

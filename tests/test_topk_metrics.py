@@ -89,7 +89,7 @@ def test_sequence_records_average_the_new_metrics():
 def test_metric_names_and_bad_settings():
     assert parse_metrics("all")[-4:] == ("log-odds", "comprehensiveness", "sufficiency", "wae")
     assert parse_metrics("sufficiency,log-odds") == ("log-odds", "sufficiency")
-    with pytest.raises(BadInput, match="--topk"):
+    with pytest.raises(BadInput, match="`topk`"):
         MetricSettings(topk=0)
     with pytest.raises(BadInput, match="unknown metric"):
         parse_metrics("log_odds")

@@ -80,7 +80,7 @@ def test_the_explained_row_is_never_zeroed_but_can_be_measured(gemma3):
 
 def test_value_zeroing_options_are_checked_and_recorded(smollm2):
     prepared = smollm2.prepare("s", {"text": TEXT}, ExplainSettings())
-    with pytest.raises(BadInput, match="--vz-layers"):
+    with pytest.raises(BadInput, match="`vz_layers`"):
         get_method("value-zeroing").attribute(smollm2.model, prepared.targets, MethodOptions(vz_layers="first"))
     (record,) = smollm2.explain("s", {"text": TEXT}, ExplainSettings(methods=["value-zeroing"], options=MethodOptions(vz_layers="last")))
     assert record["config"]["vz_layers"] == "last" and record["config"]["representation"] == "layer_output"

@@ -45,7 +45,7 @@ class AttentionMethod(Method):
 
     def check(self, options: MethodOptions) -> None:
         if options.attention_layers not in ATTENTION_LAYERS:
-            raise BadInput(f"unknown --attention-layers {options.attention_layers!r}: use last or all")
+            raise BadInput(f"unknown `attention_layers` {options.attention_layers!r}: use last or all")
 
     @torch.no_grad()
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
@@ -55,7 +55,7 @@ class AttentionMethod(Method):
         if not capture.layers:
             raise BadInput("the attention method needs the model loaded with gradellm's capturing attention (the default)")
         if options.attention_layers not in ATTENTION_LAYERS:
-            raise BadInput(f"unknown --attention-layers {options.attention_layers!r}: use last or all")
+            raise BadInput(f"unknown `attention_layers` {options.attention_layers!r}: use last or all")
         layers = [max(capture.layers)] if options.attention_layers == "last" else sorted(capture.layers)
         rows = [torch.stack([attention_row(capture.layers[k], step).mean(dim=0) for step in range(targets.steps)]) for k in layers]
         return torch.stack(rows).mean(dim=0).float().cpu()

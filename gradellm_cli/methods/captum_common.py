@@ -26,7 +26,7 @@ TARGET_FUNCTIONS = ("probability", "logit")
 
 def check_target_fn(target_fn: str) -> str:
     if target_fn not in TARGET_FUNCTIONS:
-        raise BadInput(f"unknown --target-fn {target_fn!r}: use probability or logit")
+        raise BadInput(f"unknown `target_fn` {target_fn!r}: use probability or logit")
     return target_fn
 
 

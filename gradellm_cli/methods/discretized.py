@@ -69,13 +69,13 @@ class PathSettings:
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise BadInput("--dig-steps must be at least 1")
+            raise BadInput("`dig_steps` must be at least 1")
         if self.neighbours < 1:
-            raise BadInput("--neighbours must be at least 1")
+            raise BadInput("`neighbours` must be at least 1")
         if self.strategy not in STRATEGIES:
-            raise BadInput(f"unknown --strategy {self.strategy!r}: use greedy or maxcount")
+            raise BadInput(f"unknown `strategy` {self.strategy!r}: use greedy or maxcount")
         if not 0 <= self.upscale <= 4:
-            raise BadInput("--upscale takes 0 to 4 (each doubles the path points)")
+            raise BadInput("`upscale` takes 0 to 4 (each doubles the path points)")
 
     @property
     def points(self) -> int:
@@ -160,12 +160,12 @@ def baseline_token_id(tokenizer: Any, name: str | None) -> int:
         encoded = tokenizer(name, add_special_tokens=False)["input_ids"]
         if len(encoded) == 1:
             return int(encoded[0])
-        raise BadInput(f"--baseline-token {name!r} is not one token of this model's vocabulary")
+        raise BadInput(f"`baseline_token` {name!r} is not one token of this model's vocabulary")
     for attribute in BASELINE_FALLBACK:
         token_id = getattr(tokenizer, f"{attribute}_id", None)
         if token_id is not None:
             return int(token_id)
-    raise BadInput("this model has no mask, unknown, pad or end-of-sequence token: give --baseline-token")
+    raise BadInput("this model has no mask, unknown, pad or end-of-sequence token: give `baseline_token`")
 
 
 # -- paths ------------------------------------------------------------------------------------------------

@@ -57,22 +57,22 @@ VARIANTS = {
 def variant_options(variant: str = "paper", **chosen: str | None) -> dict[str, str]:
     """The four choices of a ``--variant`` preset, each replaced by the one given where it is not None."""
     if variant not in VARIANTS:
-        raise BadInput(f"unknown --variant {variant!r}: use {' or '.join(VARIANTS)}")
+        raise BadInput(f"unknown `variant` {variant!r}: use {' or '.join(VARIANTS)}")
     return {name: chosen.get(name) or value for name, value in VARIANTS[variant].items()}
 
 
 def semantics_of(options: MethodOptions) -> Semantics:
     """The options' choices, checked (one-line errors naming the option)."""
     for flag, value, allowed in (
-        ("--attention", options.attention, ATTENTION_MODES),
-        ("--similarity", options.similarity, SIMILARITIES),
-        ("--grad-at", options.grad_at, GRAD_AT),
-        ("--kv-expansion", options.kv_expansion, KV_EXPANSIONS),
+        ("`attention`", options.attention, ATTENTION_MODES),
+        ("`similarity`", options.similarity, SIMILARITIES),
+        ("`grad_at`", options.grad_at, GRAD_AT),
+        ("`kv_expansion`", options.kv_expansion, KV_EXPANSIONS),
     ):
         if value not in allowed:
             raise BadInput(f"unknown {flag} {value!r}: use {' or '.join(allowed)}")
     if options.similarity == "raw-cosine" and options.attention == "softmax":
-        raise BadInput("--attention softmax weighs q.k after rotary embedding: it goes with --similarity rope-qk")
+        raise BadInput("`attention` softmax weighs q.k after rotary embedding: it goes with `similarity` rope-qk")
     return Semantics(options.attention, options.similarity, options.grad_at, options.kv_expansion)
 
 
@@ -83,8 +83,8 @@ def check_model(model, semantics: Semantics) -> None:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     if semantics.grad_at == "post-o" and heads * head_dim != config.hidden_size:
         raise BadInput(
-            f"--grad-at post-o needs the attention's query width ({heads} x {head_dim} = {heads * head_dim}) to equal the "
-            f"hidden size ({config.hidden_size}); this model's do not: use --grad-at pre-o"
+            f"`grad_at` post-o needs the attention's query width ({heads} x {head_dim} = {heads * head_dim}) to equal the "
+            f"hidden size ({config.hidden_size}); this model's do not: use `grad_at` pre-o"
         )
 
 
@@ -99,13 +99,13 @@ def select_layers(spec: str, n_layers: int) -> list[int]:
     if spec.startswith("last:"):
         count = _int(spec[5:], spec)
         if not 1 <= count <= n_layers:
-            raise BadInput(f"--layers {spec}: the model has {n_layers} layers")
+            raise BadInput(f"`layers` {spec}: the model has {n_layers} layers")
         return list(range(n_layers - count, n_layers))
     chosen = []
     for part in spec.split(","):
         index = _int(part, spec)
         if not -n_layers <= index < n_layers:
-            raise BadInput(f"--layers {spec}: layer {index} does not exist (the model has {n_layers})")
+            raise BadInput(f"`layers` {spec}: layer {index} does not exist (the model has {n_layers})")
         chosen.append(index % n_layers)
     return sorted(set(chosen))
 
@@ -114,7 +114,7 @@ def _int(text: str, spec: str) -> int:
     try:
         return int(text.strip())
     except ValueError:
-        raise BadInput(f"--layers {spec!r}: use all, last:N or a comma-separated list of layer numbers") from None
+        raise BadInput(f"`layers` {spec!r}: use all, last:N or a comma-separated list of layer numbers") from None
 
 
 @register

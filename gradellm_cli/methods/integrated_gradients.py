@@ -52,9 +52,9 @@ def integrated_gradients_raw(
     Their sum approximates f(embeddings) - f(zeros), f being the target's probability or logit.
     """
     if steps < 1:
-        raise BadInput("--ig-steps must be at least 1")
+        raise BadInput("`ig_steps` must be at least 1")
     if batch_size < 1:
-        raise BadInput("--batch-size must be at least 1")
+        raise BadInput("`batch_size` must be at least 1")
     explainer = IntegratedGradients(TargetScore(model, target_id, target_fn, contrast_id=contrast_id))
     embeddings = prefix_embeddings(model, prefix_ids)
     attributions = quiet(
@@ -78,9 +78,9 @@ class IntegratedGradientsMethod(CaptumMethod):
     def check(self, options: MethodOptions) -> None:
         super().check(options)
         if options.ig_steps < 1:
-            raise BadInput("--ig-steps must be at least 1")
+            raise BadInput("`ig_steps` must be at least 1")
         if options.batch_size < 1:
-            raise BadInput("--batch-size must be at least 1")
+            raise BadInput("`batch_size` must be at least 1")
 
     def raw_attributions(
         self, model, prefix_ids: torch.Tensor, target_id: int, options: MethodOptions, contrast_id: int | None = None

@@ -111,7 +111,7 @@ class ValueOcclusion(Method):
     @torch.no_grad()
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         if options.batch_size < 1:
-            raise BadInput("--batch-size must be at least 1")
+            raise BadInput("`batch_size` must be at least 1")
         value_projections(model)  # fail early on a model without v_proj
         device = model.get_input_embeddings().weight.device
         scores = torch.zeros(targets.steps, targets.input_ids.numel())

@@ -117,11 +117,11 @@ class ValueZeroing(Method):
 
     def check(self, options: MethodOptions) -> None:
         if options.vz_layers not in VZ_LAYERS:
-            raise BadInput(f"unknown --vz-layers {options.vz_layers!r}: use all or last")
+            raise BadInput(f"unknown `vz_layers` {options.vz_layers!r}: use all or last")
 
     def attribute(self, model, targets: Targets, options: MethodOptions) -> torch.Tensor:
         if options.vz_layers not in VZ_LAYERS:
-            raise BadInput(f"unknown --vz-layers {options.vz_layers!r}: use all or last")
+            raise BadInput(f"unknown `vz_layers` {options.vz_layers!r}: use all or last")
         scores = torch.zeros(targets.steps, targets.input_ids.numel())
         for step in range(targets.steps):
             position = int(targets.positions[step])

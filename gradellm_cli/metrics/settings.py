@@ -42,17 +42,17 @@ class MetricSettings:
         if len(self.pi_grid) < 2 or any(not 0 < pi < 1 for pi in self.pi_grid) or list(self.pi_grid) != sorted(set(self.pi_grid)):
             raise BadInput("the pi grid needs at least two increasing values strictly between 0 and 1")
         if self.samples < 1:
-            raise BadInput("--samples must be at least 1")
+            raise BadInput("`samples` must be at least 1")
         if self.mask_unit not in UNITS:
-            raise BadInput(f"--mask-unit takes {' or '.join(UNITS)}")
+            raise BadInput(f"`mask_unit` takes {' or '.join(UNITS)}")
         if self.batch_size < 1:
-            raise BadInput("--batch-size must be at least 1")
+            raise BadInput("`batch_size` must be at least 1")
         if self.gen_stride < 1:
-            raise BadInput("--gen-stride must be at least 1")
+            raise BadInput("`gen_stride` must be at least 1")
         if not 0 < self.eps < 0.5:
             raise BadInput("eps must lie in (0, 0.5)")
         if not 0 < self.topk <= 1:
-            raise BadInput("--topk takes a share of the source tokens in (0, 1], e.g. 0.2")
+            raise BadInput("`topk` takes a share of the source tokens in (0, 1], e.g. 0.2")
         if self.engine not in ENGINES:
             raise BadInput(f"engine must be one of {', '.join(ENGINES)}")
 
@@ -84,7 +84,7 @@ def parse_metrics(spec: str) -> tuple[str, ...]:
         if name not in METRICS:
             raise BadInput(f"unknown metric {name!r}: use {', '.join(METRICS)} or all")
     if not names:
-        raise BadInput("--metrics is empty")
+        raise BadInput("`metrics` is empty")
     return tuple(name for name in METRICS if name in names)
 
 

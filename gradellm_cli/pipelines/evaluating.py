@@ -114,7 +114,7 @@ def resume_records(output: str, overwrite: bool, settings) -> dict[tuple, dict[s
         if record.get("kind") == METRIC or (record.get("kind") == ERROR and isinstance(record.get("config"), dict)):
             config = {key: value for key, value in (record.get("config") or {}).items() if key != "heatmap"}
             if config != expected:
-                raise BadInput(f"{output} holds metric records made with other settings; use --overwrite or a new file")
+                raise BadInput(f"{output} holds metric records made with other settings; use `overwrite` or a new file")
         retry = record.get("kind") == ERROR and "line" in record  # a skipped malformed line: try it again
         if record.get("kind") in (METRIC, ERROR) and not retry and record.get("id") is not None and record.get("step") is not None:
             done[record_key(record)] = record
@@ -180,8 +180,8 @@ def _check_made_from(heatmap: dict[str, Any], earlier: dict[str, Any]) -> None:
 
     if isinstance(earlier.get("config"), dict) and method_settings(earlier) != method_settings(heatmap):
         raise OtherHeatmaps(
-            "the --output file holds metrics of heatmaps made with other options (the heatmap file was remade); "
-            "use --overwrite or a new file"
+            "the `output` file holds metrics of heatmaps made with other options (the heatmap file was remade); "
+            "use `overwrite` or a new file"
         )
 
 

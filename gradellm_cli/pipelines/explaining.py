@@ -105,7 +105,7 @@ def _check_same_settings(record: dict[str, Any], output: str, explainer, setting
             differs = f"model is {record.get('model')!r} there, {explainer.model_name!r} now"
         else:
             differs = _first_difference(expected, record.get("config"))
-        raise BadInput(f"{output} holds {method} records made with other settings ({differs}); use --overwrite or a new file")
+        raise BadInput(f"{output} holds {method} records made with other settings ({differs}); use `overwrite` or a new file")
 
 
 def _first_difference(expected: dict[str, Any], found: Any) -> str:

@@ -48,7 +48,7 @@ def write_reports(source: Path | str | Sequence[Path | str], out_dir: Path | str
     if not sources:
         raise BadInput("no metric records to report: give a run folder or a metrics file")
     if out_dir is None and len(sources) > 1:
-        raise BadInput("the tables of several runs need a folder of their own: give --table-out DIR")
+        raise BadInput("the tables of several runs need a folder of their own: give `table_out` DIR")
     collection = collect(sources, dataset_of)
     tables = report_tables(collection, seed)
     first = sources[0]

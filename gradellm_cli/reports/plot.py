@@ -40,7 +40,7 @@ def mean_curves(rows: list[dict[str, Any]]) -> tuple[list[float], dict[str, dict
 def plot_pi_curves(collection: Collection, path: Path, title: str | None = None) -> Path:
     """Write the two-panel pi-curve figure to ``path`` (.png or .svg) and return the path."""
     if path.suffix.lower() not in FORMATS:
-        raise BadInput(f"--plot writes .png or .svg, not {path.name!r}")
+        raise BadInput(f"`plot` writes .png or .svg, not {path.name!r}")
     grid, curves, counts, _ = mean_curves(collection.rows)
     import matplotlib
 

@@ -56,7 +56,7 @@ def check_or_write(run_dir: Path, manifest: dict[str, Any]) -> bool:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot make --output-dir {run_dir}: {exc.strerror}") from None
+        raise OutputError(f"cannot make `output_dir` {run_dir}: {exc.strerror}") from None
     with held_while_preparing(run_dir / f".{MANIFEST}"):
         return _check_or_write(run_dir, manifest)
 
@@ -69,11 +69,11 @@ def _check_or_write(run_dir: Path, manifest: dict[str, Any]) -> bool:
             _write(path, manifest)
             return False
         if not path.exists():  # not written meanwhile by a shard that took no lock (no flock on this file system)
-            raise BadInput(f"{run_dir} holds records but no {MANIFEST}; use a new --output-dir")
+            raise BadInput(f"{run_dir} holds records but no {MANIFEST}; use a new `output_dir`")
     old = _with_later_options(read_manifest(path))
     difference = first_difference(_compared(old), _compared(_with_later_options(manifest)))
     if difference is not None:
-        raise BadInput(f"{run_dir} was made with a different configuration ({difference}); use a new --output-dir")
+        raise BadInput(f"{run_dir} was made with a different configuration ({difference}); use a new `output_dir`")
     return True
 
 

@@ -157,11 +157,11 @@ def parse_limits(spec: str | None, generation: int | None, datasets: tuple[str, 
         if not name:
             default = number
         elif name not in datasets:
-            raise BadInput(f"--limit names {name!r}, which is not in --datasets")
+            raise BadInput(f"`limit` names {name!r}, which is not in `datasets`")
         else:
             named[name] = number
     if generation is not None and generation < 1:
-        raise BadInput("--limit-generation must be at least 1")
+        raise BadInput("`limit_generation` must be at least 1")
     limits = {}
     for name in datasets:
         fallback = generation if generation is not None and not _classifies(tasks[name]) else default
@@ -173,9 +173,9 @@ def _positive(value: str, part: str) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise BadInput(f"cannot read --limit {part!r}: use N or DATASET=N") from None
+        raise BadInput(f"cannot read `limit` {part!r}: use N or DATASET=N") from None
     if number < 1:
-        raise BadInput(f"--limit {part!r} must be at least 1")
+        raise BadInput(f"`limit` {part!r} must be at least 1")
     return number
 
 
@@ -220,7 +220,7 @@ def load_datasets(options: SweepOptions) -> list[DatasetPlan]:
         )
         ids = [str(r["id"]) for r in loaded.records]
         if len(set(ids)) != len(ids):
-            raise BadInput(f"dataset {spec} holds the same id twice; give each record its own --id-field value")
+            raise BadInput(f"dataset {spec} holds the same id twice; give each record its own `id_field` value")
         if any(plan.name == loaded.name for plan in plans):
             raise BadInput(f"two datasets are both named {loaded.name!r}")
         plans.append(DatasetPlan(loaded.name, loaded.task, loaded.source, loaded.records))
@@ -236,7 +236,7 @@ def build_plan(options: SweepOptions) -> Plan:
     specs = {resolve_model(spec).name: spec for spec in options.models}
     models = list(specs)
     if len(models) != len(options.models):
-        raise BadInput("--models names the same model twice")
+        raise BadInput("`models` names the same model twice")
     datasets = load_datasets(options)
     groups = []
     for model in models:

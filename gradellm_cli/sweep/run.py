@@ -32,7 +32,7 @@ def sweep_to(output_dir: str | Path, options: SweepOptions, shard: str | Shard |
     plan = build_plan(options)
     run_dir = Path(output_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise GradellmError(f"--output-dir {output_dir} is a file, not a folder")
+        raise GradellmError(f"`output_dir` {output_dir} is a file, not a folder")
     manifest = build_manifest(options.as_dict(), plan.summary(), {d.name: d.source for d in plan.datasets})
     check_or_write(run_dir, manifest)
     store = ShardStore(run_dir, the_shard)

@@ -37,16 +37,16 @@ def parse_shard(spec: str | None, environ: dict[str, str] | None = None) -> Shar
         return shard_from_env(environ)
     if environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
         raise BadInput(
-            f"--shard {spec} under a launch of WORLD_SIZE={environ['WORLD_SIZE']} processes gives every process the same shard; "
-            "drop --shard (each process takes RANK of WORLD_SIZE)"
+            f"`shard` {spec} under a launch of WORLD_SIZE={environ['WORLD_SIZE']} processes gives every process the same shard; "
+            "drop `shard` (each process takes RANK of WORLD_SIZE)"
         )
     index, slash, count = spec.partition("/")
     try:
         shard = Shard(int(index), int(count))
     except ValueError:
-        raise BadInput(f"cannot read --shard {spec!r}: use i/n, e.g. 0/2") from None
+        raise BadInput(f"cannot read `shard` {spec!r}: use i/n, e.g. 0/2") from None
     if not slash or shard.count < 1 or not 0 <= shard.index < shard.count:
-        raise BadInput(f"--shard {spec!r} needs 0 <= i < n")
+        raise BadInput(f"`shard` {spec!r} needs 0 <= i < n")
     return shard
 
 
@@ -70,7 +70,7 @@ def process_device(device: str, environ=None) -> str:
     """
     environ = os.environ if environ is None else environ
     if device.startswith("map:") and shard_from_env(environ).count > 1:
-        raise BadInput(f"--device {device} spreads one model over all GPUs: run it as one process, not under a multi-process launch")
+        raise BadInput(f"`device` {device} spreads one model over all GPUs: run it as one process, not under a multi-process launch")
     if device != "auto" or "LOCAL_RANK" not in environ:
         return device
     import torch
