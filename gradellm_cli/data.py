@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, GradellmError, NotFound
+from .jsonl import line_id, read_jsonl
 from .prompts import Task, get_task
 
 DATA_ENV = "GRADELLM_DATA"
@@ -98,8 +99,9 @@ def load_records(
 
     ``task`` defaults to the built-in's task (``sentiment`` for files). For files, ``text_field`` fills
     the ``text`` slot; ``passage``/``question`` come from columns of those names; ``label_field``
-    (default ``label`` when the file has one) gives the gold label, and ``id_field`` the id (``row-N``,
-    1-based, when the file has no such column). ``boolq_context`` picks the column that fills the BoolQ
+    (default ``label`` when the file has one) gives the gold label, and ``id_field`` the id (when a record
+    has none: ``line-N`` in a JSONL file, N its line number, as ``gradellm explain --input`` names it;
+    ``row-N``, 1-based, in other files). ``boolq_context`` picks the column that fills the BoolQ
     passage slot: ``evidence`` (the short human rationale, the default where the data has it) or
     ``passage`` (the full document). ``text_field``/``label_field``/``id_field`` apply to files only.
 
@@ -121,11 +123,13 @@ def load_records(
             table, source = load_file(path), str(path)
         else:
             table, source = _load_from_hub(builtin)
+        line_numbers = None
         columns = {"text": "text", "passage": "passage", "question": "question"}
         label_column, id_column = None, "id"
     else:
         path = _file_path(dataset)
-        table, source = load_file(path), str(path)
+        table, line_numbers = read_table(path)
+        source = str(path)
         the_task = get_task(task or _file_task(table.column_names, continuation_field, messages_field))
         columns = {"text": text_field, "passage": "passage", "question": "question"}
         label_column, id_column = label_field, id_field
@@ -146,9 +150,11 @@ def load_records(
         label_column = None
     ids = list(table[id_column]) if id_column in names else None
 
-    def record_id(index: int) -> str:
+    def record_id(index: int) -> str:  # the id rule: the id field, else line-N (JSONL) or row-N (other files)
         value = ids[index] if ids is not None else None
-        return f"row-{index + 1}" if value is None else str(value)
+        if value is not None:
+            return str(value)
+        return line_id(line_numbers[index]) if line_numbers is not None else f"row-{index + 1}"
 
     order = _select(table, the_task, source, label_column, record_id, limit, offset, seed, balanced)
     records = []
@@ -164,7 +170,7 @@ def file_task(dataset: str, continuation_field: str = "continuation", messages_f
     """The task a data file brings when none is given (see :func:`load_records`); sentiment for a file
     that cannot be read (loading it reports why)."""
     try:
-        return _file_task(load_file(_file_path(dataset)).column_names, continuation_field, messages_field)
+        return _file_task(read_table(_file_path(dataset))[0].column_names, continuation_field, messages_field)
     except GradellmError:
         return "sentiment"
 
@@ -212,6 +218,38 @@ def _file_path(dataset: str) -> Path:
 
 
 # --- reading a file through datasets -------------------------------------------------------------
+
+
+def read_table(path: Path):
+    """A data file as a ``datasets.Dataset``, with each row's line number for a JSONL file (None otherwise).
+
+    A JSONL file is read by the reader of ``gradellm explain --input`` (:func:`gradellm_cli.jsonl.read_jsonl`),
+    so both name a record without an id the same way (``line-N``) and refuse the same malformed lines;
+    other formats go through ``datasets``' own loaders.
+    """
+    if path.suffix.lower() == ".jsonl":
+        return _jsonl_table(path)
+    return load_file(path), None
+
+
+def _jsonl_table(path: Path):
+    import datasets
+
+    rows, numbers = [], []
+    for line in read_jsonl(str(path)):
+        if line.data is None:
+            raise BadInput(f"data file {path}: {line.error}")
+        rows.append(line.data)
+        numbers.append(line.number)
+    if not rows:
+        raise BadInput(f"data file {path} is empty")
+    try:
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # every field of any record, in order of appearance
+        table = datasets.Dataset.from_dict({key: [row.get(key) for row in rows] for key in columns})
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the user needs one line
+        raise BadInput(f"data file {path} could not be read as a table: {_innermost(exc)}") from None
+    return table, numbers
+
 
 
 def load_file(path: Path):

@@ -33,6 +33,12 @@ class InputLine:
     error: str | None = None
 
 
+def line_id(number: int) -> str:
+    """The id of a JSONL record without an id field, wherever it is read (``--input`` or ``--dataset``):
+    ``line-N``, N its 1-based line number in the file."""
+    return f"line-{number}"
+
+
 def read_jsonl(path: str) -> Iterator[InputLine]:
     """Yield every non-blank line of ``path`` (``-`` for stdin), parsed, or with its error."""
     handle = _open_input(path)

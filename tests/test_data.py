@@ -145,7 +145,7 @@ def test_jsonl_file_keeps_u2028_and_writes_no_cache_next_to_it(tmp_path):
     assert loaded.task == "sentiment" and loaded.name == "mine.jsonl"
     assert loaded.records == [
         {"id": "1", "values": {"text": text}, "label": "negative"},
-        {"id": "row-2", "values": {"text": "ok"}, "label": None},
+        {"id": "line-2", "values": {"text": "ok"}, "label": None},
     ]
     assert sorted(os.listdir(folder)) == before
 
@@ -224,7 +224,7 @@ def test_label_outside_the_task_names_the_record(tmp_path):
 def test_malformed_jsonl_and_bad_options(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "fine", "label": "positive"}\n{not json\n')
-    with pytest.raises(BadInput, match="could not be read") as caught:
+    with pytest.raises(BadInput, match="bad.jsonl: line 2 is not valid JSON") as caught:
         load_records(str(path))
     one_line(caught.value)
     good = write_jsonl(tmp_path / "g.jsonl", [{"text": "a", "label": "positive"}] * 3 + [{"text": "b", "label": "negative"}])
@@ -271,3 +271,30 @@ def test_hub_failure_is_one_line(monkeypatch):
     with pytest.raises(NotFound, match="no route to host") as caught:
         load_records("wikibio")
     assert "GRADELLM_DATA" in one_line(caught.value)
+
+
+def test_a_jsonl_file_gets_the_same_ids_as_input_and_as_dataset(tmp_path):
+    """One reader and one id rule: line-N, N the line number, blank lines counted, whether the file is
+    given to `explain --input` or as `--dataset FILE.jsonl`."""
+    from gradellm_cli.pipelines import jsonl_inputs
+    from gradellm_cli.settings import ExplainSettings
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"text": "a fine film"}\n\n{"id": "k", "text": "dull"}\n{"text": "long, slow"}\n')
+    as_dataset = [record["id"] for record in load_records(str(path))]
+    as_input = [item.record_id for item in jsonl_inputs(str(path), ExplainSettings())]
+    assert as_dataset == as_input == ["line-1", "k", "line-4"]
+
+
+def test_outputs_with_the_old_row_ids_of_jsonl_data_files_resume(tmp_path):
+    from types import SimpleNamespace
+
+    from gradellm_cli.pipelines.explaining import resume_pairs
+    from gradellm_cli.settings import ExplainSettings
+
+    config = {"method": "random"}
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(orjson.dumps({"kind": "heatmap", "id": "row-2", "model": "m", "method": "random", "config": config, "step": 0,
+                                  "steps": 1}) + b"\n")
+    explainer = SimpleNamespace(model_name="m", method_config=lambda *args: config)
+    assert resume_pairs(str(out), False, explainer, ExplainSettings(methods=["random"])) == {("row-2", "random"), ("line-2", "random")}

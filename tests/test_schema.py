@@ -8,7 +8,7 @@ import pytest
 from gradellm_cli.errors import BadInput
 from gradellm_cli.explain import ExplainSettings
 from gradellm_cli.metrics import Evaluator, MetricSettings, ModelPool
-from gradellm_cli.pipelines import InputFields, evaluate_to, explain_to, jsonl_inputs, read_heatmaps, text_input
+from gradellm_cli.pipelines import evaluate_to, explain_to, jsonl_inputs, read_heatmaps, text_input
 from gradellm_cli.schema import (
     ERROR,
     HEATMAP,
@@ -97,7 +97,7 @@ def test_every_record_explain_and_evaluate_write_validates(tmp_path, smollm2):
     assert summary.ran == 1
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_bytes(b'{"id": "c1", "text": "a witty film."}\n{broken\n')
-    summary = explain_to(heatmaps, jsonl_inputs(str(inputs), settings, InputFields()), settings, smollm2)
+    summary = explain_to(heatmaps, jsonl_inputs(str(inputs), settings), settings, smollm2)
     assert summary.ran == 1 and summary.skipped == 1
     written = _lines(heatmaps)
     assert {r["kind"] for r in written} == {HEATMAP} and all(validate(r) == HEATMAP for r in written)

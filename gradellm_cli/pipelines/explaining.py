@@ -8,6 +8,7 @@ explained again, so no step is lost or doubled), and an output made with other s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,14 @@ def resume_pairs(output: str | None, overwrite: bool, explainer, settings) -> se
     cut_short = {pair for pair, seen in steps.items() if len(seen) < wanted[pair]}
     if cut_short:
         rewrite_jsonl(path, [r for r in records if r.get("kind") != HEATMAP or (str(r["id"]), r["method"]) not in cut_short])
-    return set(steps) - cut_short
+    done = set(steps) - cut_short
+    return done | {(_OLD_ROW_ID.sub(r"line-\1", record_id), method) for record_id, method in done if _OLD_ROW_ID.fullmatch(record_id)}
+
+
+# Before 0.5.0, `--dataset FILE.jsonl` named a record without an id row-N (N counted over the records),
+# where `--input` says line-N (N the line number): the same number in a file without blank lines, so
+# an output written then resumes under today's ids instead of explaining those records again.
+_OLD_ROW_ID = re.compile(r"row-(\d+)")
 
 
 def _check_same_settings(record: dict[str, Any], output: str, explainer, settings) -> None:

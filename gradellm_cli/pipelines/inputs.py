@@ -1,7 +1,9 @@
 """What ``explain`` reads: inputs from a text, a JSONL file or a data set, checked as far as they can be without a model.
 
-An input line of ``--input`` whose record has no id field is named ``line-N``, N its 1-based line
-number in the file; a data set's records (``--dataset``) are named by :func:`gradellm_cli.data.load_records`.
+One id rule for every JSONL file, given with ``--input`` or as ``--dataset FILE.jsonl`` (both read by
+:func:`gradellm_cli.jsonl.read_jsonl`): a record's id is its id field, else ``line-N``, N its 1-based
+line number in the file (:func:`gradellm_cli.jsonl.line_id`). Records of other data files (CSV, JSON,
+Parquet) without an id are ``row-N``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadInput
-from ..jsonl import check_input, count_lines, read_jsonl
+from ..jsonl import check_input, count_lines, line_id, read_jsonl
 
 TEXT_ID = "text-1"  # the id of the one input of a TEXT argument
-
-
-def line_id(number: int) -> str:
-    """The id of a JSONL record without an id field: its 1-based line number (see the module doc)."""
-    return f"line-{number}"
 
 
 @dataclass
@@ -39,13 +36,16 @@ class ExplainInput:
 
 @dataclass(frozen=True)
 class InputFields:
-    """Which field of a JSONL record holds what."""
+    """Which field of a JSONL record holds what (:data:`DEFAULT_FIELDS`: the command line's defaults)."""
 
-    text: str = "text"
-    id: str = "id"
-    label: str = "label"
-    continuation: str = "continuation"
-    messages: str = "messages"
+    text: str
+    id: str
+    label: str
+    continuation: str
+    messages: str
+
+
+DEFAULT_FIELDS = InputFields(text="text", id="id", label="label", continuation="continuation", messages="messages")
 
 
 def text_input(text: str, continuation: str | None = None) -> Iterator[ExplainInput]:
@@ -61,7 +61,7 @@ def dataset_inputs(records: Iterable[dict[str, Any]]) -> Iterator[ExplainInput]:
         )
 
 
-def jsonl_inputs(path: str, settings, fields: InputFields = InputFields()) -> Iterator[ExplainInput]:
+def jsonl_inputs(path: str, settings, fields: InputFields = DEFAULT_FIELDS) -> Iterator[ExplainInput]:
     """Inputs from a JSONL file (``-``: stdin), one per line; a line that cannot be used carries its ``error``.
 
     ``settings``: the :class:`~gradellm_cli.settings.ExplainSettings` (its task decides the fields a
@@ -85,7 +85,7 @@ def _jsonl_lines(path: str, settings, fields: InputFields) -> Iterator[ExplainIn
         yield jsonl_record(line.data, line.number, settings, fields)
 
 
-def jsonl_record(data: dict[str, Any], number: int, settings, fields: InputFields = InputFields()) -> ExplainInput:
+def jsonl_record(data: dict[str, Any], number: int, settings, fields: InputFields = DEFAULT_FIELDS) -> ExplainInput:
     """One JSONL record as an input: a chat (a messages field) or the task's fields, with any continuation."""
     from ..chat import check_chat
     from ..prompts import get_task

@@ -19,10 +19,12 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "runs"))
+from runlib import wall_hours, write_between  # noqa: E402 - runs/runlib.py, shared by the runs' publish scripts
+
 RUN = ROOT / "runs" / "baselines"
 DATASETS = ("sst2", "boolq", "tellmewhy")
 FULL = {"sst2": 20, "boolq": 20, "tellmewhy": 10}
@@ -78,43 +80,17 @@ def units_done() -> str:
     return ", ".join(parts)
 
 
-def wall_hours() -> float:
-    """Hours during which at least one of the run's sweeps was running (timeline.log start/stop lines)."""
-    spans, open_at = [], {}
-    for line in (RUN / "timeline.log").read_text().splitlines():
-        kind, name, stamp = line.split()[:3]
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        if kind == "start":
-            open_at[name] = moment
-        elif kind == "stop" and name in open_at:
-            spans.append((open_at.pop(name), moment))
-    spans.sort()
-    total, end = 0.0, None
-    for start, stop in spans:  # the union of the spans
-        if end is None or start > end:
-            total += (stop - start).total_seconds()
-            end = stop
-        elif stop > end:
-            total += (stop - end).total_seconds()
-            end = stop
-    return total / 3600
-
-
 def main() -> None:
     make_report()
     tables = read_table1()
-    lines = [BEGIN, f"Units done: {units_done()}; {wall_hours():.1f} hours of wall time so far "
+    hours = wall_hours(RUN / "timeline.log")
+    lines = [BEGIN, f"Units done: {units_done()}; {hours:.1f} hours of wall time so far "
              "(two or three single-threaded sweeps side by side on a 2-vCPU machine; `runs/baselines/timeline.log`).", ""]
     for model in ("smollm2", "gemma3"):
         if model in tables:
             lines += model_table(model, tables[model])
     lines.append(END)
-    text = PAGE.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        sys.exit(f"publish.py: {PAGE.relative_to(ROOT)} has no {BEGIN} ... {END} markers")
-    before, _, rest = text.partition(BEGIN)
-    _, _, after = rest.partition(END)
-    PAGE.write_text(before + "\n".join(lines) + after, encoding="utf-8")
+    write_between(PAGE, BEGIN, END, lines[1:-1])
     print(f"{PAGE.relative_to(ROOT)}: Table 1 with the baselines ({units_done()})")
 
 

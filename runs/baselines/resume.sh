@@ -17,14 +17,9 @@ VENV=${VENV:-.venv-baselines}
 PYTHON=${PYTHON:-python3}
 CODE=${CODE:-.cache/baselines-code}
 CODE_COMMIT=b016768e5377e5ea240941077e358436f19b219d  # gradellm 0.3.0, the code of every record here
-mkdir -p .cache
-exec 9>.cache/baselines-run.lock
-flock -n 9 || { echo "resume.sh: another resume.sh is running" >&2; exit 1; }
-exec >>"${LOG:-.cache/baselines-run.log}" 2>&1
-if [ ! -e "$CODE" ]; then
-    git worktree prune
-    git worktree add -q --detach "$CODE" "$CODE_COMMIT" || { echo "resume.sh: cannot check out $CODE_COMMIT"; exit 1; }
-fi
+. runs/pinned.sh
+sole_run baselines
+pinned_code "$CODE" "$CODE_COMMIT"
 if [ "$(cat "$VENV/.complete" 2>/dev/null)" != "$CODE_COMMIT" ]; then
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV" \
