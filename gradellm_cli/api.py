@@ -25,7 +25,8 @@ def evaluate(records: Iterable[dict[str, Any]], settings=None, device: str = "au
     ``settings``: a :class:`~gradellm_cli.metrics.MetricSettings` (default: every metric, the method
     notes' pi grid, 3 samples, seed 0).
     """
-    from .metrics import MetricSettings, evaluate_stream
+    from .metrics.settings import MetricSettings
+    from .pipelines.evaluating import evaluate_stream
 
     return evaluate_stream(records, settings or MetricSettings(), device)
 

@@ -137,7 +137,8 @@ def test_bad_options_are_one_line(tmp_path):
 
 @pytest.mark.usefixtures("shared_model")
 def test_python_api_over_a_jsonl_file(tmp_path, heatmaps):
-    from gradellm_cli.metrics import MetricSettings, evaluate_jsonl
+    from gradellm_cli.metrics import MetricSettings
+    from gradellm_cli.pipelines.evaluating import evaluate_jsonl
 
     source = tmp_path / "heatmaps.jsonl"
     _write(source, [heatmaps[1], {"schema_version": 1, "kind": "error", "id": "x", "error": "explain failed"}])

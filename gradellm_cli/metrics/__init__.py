@@ -10,7 +10,8 @@ Soft-NS/NC and pi-Soft-NS/NC (paper section 3.3, eq. 14-20) and Deletion/Inserti
 * :mod:`.engine`: the model under perturbation (batched + prefix-cached, and a one-by-one reference);
 * :mod:`.evaluate`: one heatmap record -> one metric record (or error record);
 * :mod:`.sequence`: which generation steps are evaluated and their sequence-level average;
-* :mod:`.stream`: a stream of heatmap records, each model loaded once;
+* :mod:`.stream`: the :class:`Evaluator` of a stream of heatmap records, each model loaded once (the loop
+  over a stream or a file is :mod:`gradellm_cli.pipelines.evaluating`'s);
 * :mod:`.settings`, :mod:`.errors`: options, MetricError (records are built and checked in :mod:`gradellm_cli.schema`).
 """
 
@@ -45,8 +46,6 @@ _EXPORTS = {
     "parse_pi_grid": ".settings",
     "Evaluator": ".stream",
     "ModelPool": ".stream",
-    "evaluate_jsonl": ".stream",
-    "evaluate_stream": ".stream",
 }
 
 
@@ -62,9 +61,7 @@ __all__ = [
     "OneByOneEngine",
     "check_heatmap",
     "compute_metrics",
-    "evaluate_jsonl",
     "evaluate_record",
-    "evaluate_stream",
     "hellinger",
     "make_engine",
     "measure",

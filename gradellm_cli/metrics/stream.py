@@ -7,10 +7,9 @@ which :meth:`Evaluator.finish` makes the sequence-level records (see :mod:`.sequ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import BadInput
 from ..schema import SEQUENCE_STEP, check_heatmap, is_classification, record_key
 from .evaluate import evaluate_record
 from .sequence import evaluated_step, sequence_record
@@ -115,42 +114,3 @@ class Evaluator:
                 continue  # a step was skipped as malformed: no honest average
             out.append(sequence_record(group, results))
         return out
-
-
-def evaluate_stream(
-    records: Iterable[dict[str, Any]],
-    settings: MetricSettings | None = None,
-    device: str = "auto",
-    specs: dict[str, str] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Metric (or error) records for a stream of heatmap records, then the generation summaries.
-
-    Error records from ``gradellm explain`` (kind "error") are passed over; anything else that is
-    not a heatmap record raises :class:`BadInput`.
-    """
-    from ..pipelines.evaluating import evaluate_records
-
-    evaluator = Evaluator(settings or MetricSettings(), ModelPool(device, specs))
-    for step in evaluate_records(((number, record, None) for number, record in enumerate(records, 1)), evaluator):
-        if step.failure is not None:
-            raise step.failure
-        if step.record is not None:
-            yield step.record
-
-
-def evaluate_jsonl(
-    path: str,
-    settings: MetricSettings | None = None,
-    device: str = "auto",
-    specs: dict[str, str] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """:func:`evaluate_stream` over a JSONL file of heatmap records (``-`` for stdin); a bad line raises BadInput."""
-    from ..jsonl import read_jsonl
-
-    def records() -> Iterator[dict[str, Any]]:
-        for line in read_jsonl(path):
-            if line.data is None:
-                raise BadInput(line.error or f"line {line.number} cannot be read")
-            yield line.data
-
-    yield from evaluate_stream(records(), settings, device, specs)

@@ -1,4 +1,5 @@
-"""``evaluate_to``: heatmap records -> metric records appended to a JSONL file, resumable, one writer at a time.
+"""``evaluate_to``: heatmap records -> metric records appended to a JSONL file, resumable, one writer at a time;
+``evaluate_stream``: the same for records in memory, yielded.
 
 The one evaluate loop (:func:`evaluate_records`): ``gradellm evaluate``, :func:`evaluate_to` and the
 Python API's :func:`gradellm_cli.evaluate` all run it. For each heatmap record it checks the record
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput, GradellmError
 from ..jsonl import JsonlWriter, check_input, check_output, completed_lines, count_lines, read_jsonl
@@ -20,6 +21,9 @@ from ..locks import sole_writer, truncate_for_overwrite
 from ..progress import paused, progress_bar
 from ..schema import ERROR, METRIC, check_heatmap, error_record, record_key
 from .explaining import RunSummary
+
+if TYPE_CHECKING:
+    from ..metrics.settings import MetricSettings
 
 RESUMED = "resumed"  # what a step is for a record an earlier run evaluated (the progress bar's rate leaves it out)
 
@@ -190,3 +194,41 @@ def _skipped(record: dict | None, number: int, reason: str) -> dict[str, Any]:
     record = record if isinstance(record, dict) else {}
     return error_record(record_id=record.get("id"), reason=reason, model=record.get("model"), method=record.get("method"),
                         step=record.get("step"), line=number)
+
+
+def evaluate_stream(
+    records: Iterable[dict[str, Any]],
+    settings: MetricSettings | None = None,
+    device: str = "auto",
+    specs: dict[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Metric (or error) records for a stream of heatmap records, then the generation summaries.
+
+    Error records from ``gradellm explain`` (kind "error") are passed over; anything else that is
+    not a heatmap record raises :class:`BadInput`.
+    """
+    from ..metrics.settings import MetricSettings
+    from ..metrics.stream import Evaluator, ModelPool
+
+    evaluator = Evaluator(settings or MetricSettings(), ModelPool(device, specs))
+    for step in evaluate_records(((number, record, None) for number, record in enumerate(records, 1)), evaluator):
+        if step.failure is not None:
+            raise step.failure
+        if step.record is not None:
+            yield step.record
+
+
+def evaluate_jsonl(
+    path: str,
+    settings: MetricSettings | None = None,
+    device: str = "auto",
+    specs: dict[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """:func:`evaluate_stream` over a JSONL file of heatmap records (``-`` for stdin); a bad line raises BadInput."""
+    def records() -> Iterator[dict[str, Any]]:
+        for line in read_jsonl(path):
+            if line.data is None:
+                raise BadInput(line.error or f"line {line.number} cannot be read")
+            yield line.data
+
+    yield from evaluate_stream(records(), settings, device, specs)
