@@ -60,3 +60,26 @@ def print_heatmap(console, record: dict[str, Any], all_tokens: bool = False) -> 
     plain = not console.is_terminal or console.no_color
     console.print(heatmap_text(record, all_tokens, numbers=plain))
     console.print()
+
+
+def continuation_text(record: dict[str, Any]) -> str | None:
+    """The whole reply a generation's last step completes (the tokens after the prompt, then its target);
+    None for a classification record or any other step."""
+    if record.get("label_ids") is not None or record.get("step") != record.get("steps", 1) - 1:
+        return None
+    start = record.get("prompt_length") or len(record["tokens"])
+    return "".join(record["tokens"][start:]) + record["target_token"]
+
+
+def print_continuation(console, record: dict[str, Any]) -> None:
+    """After a generation's last heatmap: the reply whole (generated, or given with --continuation)."""
+    text = continuation_text(record)
+    if text is None:
+        return
+    source = "given" if record.get("target_source") == "given" else "generated"
+    line = Text()
+    line.append(f"{record['id']}", style="bold")
+    line.append(f" {record['model']} {record['method']} {source} ({record['steps']} tokens): ", style="dim")
+    line.append(repr(text))
+    console.print(line)
+    console.print()

@@ -98,7 +98,7 @@ def test_two_shards_into_one_folder_union_equals_the_unsharded_run(tmp_path, ref
     for shard in ("0/2", "1/2"):
         result = _sweep(run_dir, "--shard", shard)
         assert result.returncode == 0, result.stderr
-        assert f"render --table {run_dir}` once every shard is done" in result.stderr  # no half-merged tables
+        assert f"render --table {run_dir} --table-out {run_dir}` once every shard is done" in result.stderr  # no half-merged tables
         assert not (run_dir / "table1.md").exists()
     assert (run_dir / "heatmaps.shard-0-of-2.jsonl").exists() and (run_dir / "metrics.shard-1-of-2.jsonl").exists()
     assert _comparable(run_dir) == _comparable(reference)

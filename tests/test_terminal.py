@@ -100,3 +100,12 @@ def test_evaluate_on_a_terminal_follows_the_json_with_a_table(tmp_path):
     assert any(line.startswith('{"schema_version"') for line in lines), lines  # the record itself, first
     header = next(i for i, line in enumerate(lines) if "Soft-NS" in line and "Soft-NC" in line)
     assert any("text-1" in line and "random" in line for line in lines[header:]), lines
+
+
+def test_a_generations_last_step_is_followed_by_its_whole_reply():
+    from gradellm_cli.view import continuation_text
+
+    step = {"tokens": ["Q", ":", " The", " sky"], "prompt_length": 2, "target_token": " is", "label_ids": None, "steps": 3}
+    assert continuation_text(step | {"step": 2}) == " The sky is"
+    assert continuation_text(step | {"step": 1}) is None  # only after the last step
+    assert continuation_text(step | {"step": 0, "steps": 1, "label_ids": [5, 6]}) is None  # a classification has no reply

@@ -12,7 +12,7 @@ from ..errors import EXIT_SKIPPED, BadInput, GradellmError
 from ..explain import Explainer, ExplainSettings
 from ..pipelines import InputFields, count_inputs, dataset_inputs, explain_to, first_checked, jsonl_inputs, text_input
 from ..settings import MethodOptions
-from ..view import print_heatmap
+from ..view import print_continuation, print_heatmap
 from .options import (
     EXPLAIN_DEFAULTS,
     METHOD_DEFAULTS,
@@ -194,6 +194,7 @@ def explain(
 def _show(console: Console, all_tokens: bool, records: list[dict]) -> None:
     for record in records:
         print_heatmap(console, record, all_tokens)
+        print_continuation(console, record)  # a generation's reply, whole, after its last step
 
 
 def _print_skip(exc: GradellmError) -> None:

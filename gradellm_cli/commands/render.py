@@ -65,9 +65,9 @@ def render(
     method: str | None = typer.Option(None, "--method", help="Only these methods, comma-separated ('all' for every one)."),
     html: str | None = typer.Option(None, "--html", help="Write one self-contained HTML page here instead of printing."),
     table: bool = typer.Option(
-        False, "--table", help="Metric records: print Tables 1, 2, 4/5 and cost; write table1/table2/deletion_insertion/cost .md and .csv."
+        False, "--table", help="Metric records: print Tables 1, 2, 4/5, cost and top-k (--table-out: also as .md/.csv files)."
     ),
-    table_out: str | None = typer.Option(None, "--table-out", metavar="DIR", help="Folder for the --table files (default: the run's)."),
+    table_out: str | None = typer.Option(None, "--table-out", metavar="DIR", help="Write the --table tables (.md, .csv) here."),
     plot: str | None = typer.Option(None, "--plot", metavar="FILE", help="Metric records: pi-Soft-NS/NC vs pi per method (.png/.svg)."),
     dataset: str | None = typer.Option(
         None, "--dataset", help="With --plot: only these data sets, comma-separated (the paper's Figure 2 is imdb)."
@@ -190,9 +190,10 @@ def _report(sources: list[str], table: bool, table_out: str | None, plot: str | 
         raise BadInput("--table-out goes with --table")
     paths = [Path(source) for source in sources]
     named = ", ".join(sources)
-    if table:
-        written = write_reports(paths, table_out, seed=seed, console=Console())
-        print(f"gradellm: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
+    if table:  # printed; written only into a --table-out folder (reading a run folder leaves it as it was)
+        written = write_reports(paths, table_out, seed=seed, console=Console(), write=table_out is not None)
+        if written:
+            print(f"gradellm: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
     if plot is not None:
         collection = collect(paths)
         for field, value in only.items():  # --method, --dataset, --model

@@ -193,7 +193,7 @@ def sweep(
     if report and the_shard.count == 1:
         _report(run_dir)
     elif report:  # the other shards may still be running: their records are not all there yet
-        print(f"gradellm: tables: `gradellm render --table {run_dir}` once every shard is done", file=sys.stderr)
+        print(f"gradellm: tables: `gradellm render --table {run_dir} --table-out {run_dir}` once every shard is done", file=sys.stderr)
     if outcome.failed:
         raise GradellmError(f"{outcome.failed} unit(s) could not be explained (their error records say why)", exit_code=EXIT_SKIPPED)
 

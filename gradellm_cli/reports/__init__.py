@@ -35,7 +35,7 @@ MISSING = {
 
 
 def write_reports(source: Path | str | Sequence[Path | str], out_dir: Path | str | None = None, *, seed: int = 0,
-                  console: Console | None = None, dataset_of: Mapping[str, str] | None = None) -> list[Path]:
+                  console: Console | None = None, dataset_of: Mapping[str, str] | None = None, write: bool = True) -> list[Path]:
     """Write table1, table2, deletion_insertion and cost as .md and .csv for the metric records of ``source``
     into ``out_dir``; print them on ``console`` when given. Returns the files written.
 
@@ -43,19 +43,20 @@ def write_reports(source: Path | str | Sequence[Path | str], out_dir: Path | str
     one (a published run and the runs that add methods or variants to it: each method or named variant
     is a row, tested against Grad-ELLM on the inputs they share). ``out_dir`` defaults to the run folder
     (or the file's folder) of a single source; several sources need one, so that no run's own tables are
-    overwritten by a combined report."""
+    overwritten by a combined report. ``write`` False: print only (what ``gradellm render --table`` does
+    without ``--table-out``), nothing written."""
     sources = [Path(source)] if isinstance(source, (str, Path)) else [Path(s) for s in source]
     if not sources:
         raise BadInput("no metric records to report: give a run folder or a metrics file")
-    if out_dir is None and len(sources) > 1:
-        raise BadInput("the tables of several runs need a folder of their own: give `table_out` DIR")
+    if write and out_dir is None and len(sources) > 1:
+        raise BadInput("the tables of several runs need a folder of their own: give `out_dir`")
     collection = collect(sources, dataset_of)
     tables = report_tables(collection, seed)
     first = sources[0]
     target = Path(out_dir) if out_dir is not None else (first if first.is_dir() else first.parent)
     runs = expand_sources(sources)
     partial = "; ".join(filter(None, (partial_note(path, named=len(runs) > 1) for path in runs))) or None
-    written = _write_files(tables, target, seed, partial)  # before printing: a closed pipe must not lose the files
+    written = _write_files(tables, target, seed, partial) if write else []  # before printing: a closed pipe must not lose the files
     if console is not None:
         print_reports(collection, tables, console, seed)
         if partial:
