@@ -38,6 +38,8 @@ _EXPORTS = {
     "write_reports": ("reports", "write_reports"),
     "plot_pi_curves": ("reports", "plot_pi_curves"),
     "html_page": ("render_html", "html_page"),
+    "print_heatmap": ("view", "print_heatmap"),
+    "heatmap_text": ("view", "heatmap_text"),
     "aggregate": ("units", "aggregate"),
     "heatmap_record": ("schema", "heatmap_record"),
     "HeatmapRecord": ("schema", "HeatmapRecord"),

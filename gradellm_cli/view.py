@@ -41,6 +41,7 @@ def heatmap_text(record: dict[str, Any], all_tokens: bool = False, numbers: bool
 
 
 def heatmap_header(record: dict[str, Any]) -> Text:
+    """The header line of a heatmap: id, model, method, step, target (and contrast), probability and logit."""
     # the record's own 0-based step, then its place among the steps, so the label matches the field
     step = f" step {record['step']} ({record['step'] + 1} of {record['steps']})" if record.get("steps", 1) > 1 else ""
     header = Text()
@@ -56,6 +57,8 @@ def heatmap_header(record: dict[str, Any]) -> Text:
 
 
 def print_heatmap(console, record: dict[str, Any], all_tokens: bool = False) -> None:
+    """One heatmap record on a rich ``Console``, as ``gradellm explain`` prints it: its header line, then the
+    source tokens coloured by score (relative scores in brackets where there is no colour)."""
     console.print(heatmap_header(record))
     plain = not console.is_terminal or console.no_color
     console.print(heatmap_text(record, all_tokens, numbers=plain))
