@@ -1,6 +1,6 @@
 """How many CPU-hours the paper run has left: a rough forecast from the units it has done.
 
-    nice .venv-paper/bin/python runs/paper/forecast.py     # the run's pinned environment (resume.sh builds it)
+    nice .venv-paper/bin/python experiments/paper/forecast.py     # the run's pinned environment (resume.sh builds it)
 
 For each method, fits seconds = a * tokens^b (explain + all metrics of a unit) on the SmolLM2
 classification units done so far, and applies it to the prompt length of every unit left under its
@@ -26,7 +26,7 @@ from gradellm_cli.sweep.manifest import ADDED_LATER
 from gradellm_cli.sweep.plan import SweepOptions, build_plan
 from gradellm_cli.sweep.store import done_units, read_run_heatmaps, read_run_metrics, unit_of
 
-RUN = Path(__file__).resolve().parent
+RUN = Path(__file__).resolve().parents[2] / "runs" / "paper"
 EXAMPLE = RUN.parents[1] / "examples" / "sst2-20" / "metrics-sst2.jsonl"
 GENERATION = ("tellmewhy", "wikibio")
 Unit = tuple[str, str, str, str]  # (dataset, model, method, record id)

@@ -1,5 +1,5 @@
-"""The paper run's wall time: runs/paper/wall_time.py reads timeline.log for both
-runs/paper/publish.py (the README's figure) and runs/paper/snapshot.sh (each snapshot commit's
+"""The paper run's wall time: experiments/paper/wall_time.py reads timeline.log for both
+experiments/paper/publish.py (the results page's figure) and experiments/paper/snapshot.sh (each snapshot commit's
 message). These tests hold it to the rule on a constructed timeline, and both callers to it.
 
 The rule: a segment runs from a ``start`` line to the last line before the next ``start`` (units
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-PAPER = Path(__file__).resolve().parents[1] / "runs" / "paper"
+PAPER = Path(__file__).resolve().parents[1]  # experiments/paper: the scripts and timeline.log
 
 # (kind, epoch, extra fields); the segments by hand: 0-900, 1000-1100, 2000-2500 (recovered), 3000-3600
 TIMELINE = [
@@ -60,7 +60,7 @@ def test_snapshot_and_publish_use_it(tmp_path, paper_scripts):
     import wall_time
 
     assert publish.wall_hours is wall_time.wall_hours
-    assert 'hours=$(python3 "$HERE/wall_time.py" "$RUN/timeline.log")' in (PAPER / "snapshot.sh").read_text()
+    assert 'hours=$(python3 "$HERE/wall_time.py" "$HERE/timeline.log")' in (PAPER / "snapshot.sh").read_text()
     printed = subprocess.run(
         [sys.executable, str(PAPER / "wall_time.py"), str(write_timeline(tmp_path / "timeline.log"))],
         capture_output=True, text=True, check=True,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Commit what the paper run has finished so far; safe while the sweep is still writing.
 #
-#   runs/paper/snapshot.sh [RUN_DIR]    # RUN_DIR: a run folder elsewhere to copy in (default: this one)
+#   experiments/paper/snapshot.sh [RUN_DIR]    # RUN_DIR: a run folder elsewhere to copy in (default: runs/paper)
 #
 # The done logs are staged (or copied) before the record files. The sweep appends a unit's heatmap
 # and metric records before its done line, so every unit the staged done logs name has all its
@@ -11,13 +11,13 @@
 set -euo pipefail
 shopt -s nullglob
 HERE=$(cd "$(dirname "$0")" && pwd)
-SOURCE=$(realpath "${1:-$HERE}")
+SOURCE=$(realpath "${1:-$HERE/../../runs/paper}")
 if [ "${SNAPSHOT_LOCKED:-}" != 1 ]; then
     exec env SNAPSHOT_LOCKED=1 flock "${GIT_LOCK:-/tmp/git.lock}" "$HERE/snapshot.sh" "$SOURCE"
 fi
 cd "$HERE/../.."
 RUN=runs/paper
-if [ -n "$(git diff --cached --name-only -- . ':!runs/paper/*.jsonl' ':!runs/paper/manifest.json' ':!runs/paper/timeline.log')" ]; then
+if [ -n "$(git diff --cached --name-only -- . ':!runs/paper/*.jsonl' ':!runs/paper/manifest.json' ':!experiments/paper/timeline.log')" ]; then
     echo "snapshot.sh: other changes are staged; commit or unstage them first" >&2
     exit 1
 fi
@@ -39,8 +39,8 @@ if git diff --cached --quiet; then
 fi
 # timeline.log: resume.sh writes "start" before and "stop" or "finish" after each sweep, this script
 # "snapshot"; wall_time.py (beside this script, the same rule as publish.py's) sums its segments.
-echo "snapshot $(date -u +%FT%TZ) $(date +%s) $units" >> "$RUN/timeline.log"
-hours=$(python3 "$HERE/wall_time.py" "$RUN/timeline.log")
-git add -- "$RUN/timeline.log"
+echo "snapshot $(date -u +%FT%TZ) $(date +%s) $units" >> "$HERE/timeline.log"
+hours=$(python3 "$HERE/wall_time.py" "$HERE/timeline.log")
+git add -- "$HERE/timeline.log"
 git commit -q -m "Paper run: $units of 1440 units done ($hours h of wall time)"
 echo "snapshot.sh: committed $units units; wall time so far $hours h"

@@ -2,7 +2,7 @@
 # Resume the paper-scale sweep into this folder: every unit already in a done log is skipped,
 # a unit cut off half-way is rerun, so the records end up exactly those of one uninterrupted run.
 #
-#   setsid nohup runs/paper/resume.sh &    # from any folder; stops when all units are done
+#   setsid nohup experiments/paper/resume.sh &    # from any folder; stops when all units are done
 #
 # Output goes to $LOG (default .cache/paper-run.log); one resume.sh at a time (a lock).
 # NPROC processes of one thread each (default 2: on 2 cores, 1.35x the units per hour of one
@@ -21,7 +21,8 @@
 # gradellm.__version__) while this run finishes with the code its first records came from.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-RUN=runs/paper
+RUN=runs/paper               # the records
+HERE=experiments/paper       # these scripts, the environment they pin and the timeline
 VENV=${VENV:-.venv-paper}
 PYTHON=${PYTHON:-python3}
 CODE=${CODE:-.cache/paper-code}
@@ -49,10 +50,10 @@ if [ -e "$VENV" ] && [ "$(cat "$VENV/.complete" 2>/dev/null)" != "$CODE_COMMIT" 
 fi
 if [ ! -e "$VENV" ]; then
     "$PYTHON" -m venv "$VENV" \
-        && "$VENV/bin/pip" install -q --no-deps -r "$RUN/requirements.txt" \
+        && "$VENV/bin/pip" install -q --no-deps -r "$HERE/requirements.txt" \
         && "$VENV/bin/pip" install -q --no-deps -e "$CODE" \
         && echo "$CODE_COMMIT" > "$VENV/.complete" \
-        || { echo "resume.sh: cannot build $VENV from $RUN/requirements.txt"; exit 1; }
+        || { echo "resume.sh: cannot build $VENV from $HERE/requirements.txt"; exit 1; }
 fi
 out=$(realpath "$RUN") python="$(realpath "$VENV")/bin/python"  # not realpath of the file: a symlink out of the venv
 export OMP_NUM_THREADS=1
@@ -69,18 +70,18 @@ for attempt in 1 2 3; do  # pool.py ends after three crashed sweeps; the rerun r
     # each segment's units ran on (float32 kernels differ between CPU models; see README.md); nproc is asked
     # without the OMP_NUM_THREADS=1 above, which it would report instead of the cores
     cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1 | tr -s ' ' '_')
-    echo "start $(date -u +%FT%TZ) $(date +%s) cpu=${cpu:-unknown} nproc=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" >> "$RUN/timeline.log"
+    echo "start $(date -u +%FT%TZ) $(date +%s) cpu=${cpu:-unknown} nproc=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" >> "$HERE/timeline.log"
     # run from $CODE: `-m gradellm_cli` imports the package of the current directory first
-    "$PYTHON" "$RUN/pool.py" "$out" --code "$CODE" --python "$python" --workers "${NPROC:-2}" -- \
+    "$PYTHON" "$HERE/pool.py" "$out" --code "$CODE" --python "$python" --workers "${NPROC:-2}" -- \
         --models smollm2,gemma3 --datasets sst2,imdb,boolq,tellmewhy,wikibio --methods all \
         --limit 20 --limit-generation 10 --balanced --boolq-context evidence
     rc=$?
     if [ $rc -eq 0 ]; then
-        echo "finish $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
+        echo "finish $(date -u +%FT%TZ) $(date +%s)" >> "$HERE/timeline.log"
         echo "resume.sh: finished $(date -u +%FT%TZ)"
         exit 0
     fi
-    echo "stop $(date -u +%FT%TZ) $(date +%s)" >> "$RUN/timeline.log"
+    echo "stop $(date -u +%FT%TZ) $(date +%s)" >> "$HERE/timeline.log"
     echo "resume.sh: attempt $attempt ended with exit code $rc; resuming"
 done
 exit 1

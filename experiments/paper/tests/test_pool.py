@@ -1,4 +1,4 @@
-"""runs/paper/pool.py, the paper run's scheduler, against a stand-in sweep: every unit is committed
+"""experiments/paper/pool.py, the paper run's scheduler, against a stand-in sweep: every unit is committed
 exactly once, each by a process whose class owns it, while classes are split and restarted.
 
 The stand-in is a tiny `gradellm_cli` package that behaves as the real sweep does where the pool
@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-POOL = Path(__file__).resolve().parents[1] / "runs" / "paper" / "pool.py"
+POOL = Path(__file__).resolve().parents[1] / "pool.py"
 METHODS = ["grad-ellm", "attention", "random"]
 
 FAKE_SWEEP = """

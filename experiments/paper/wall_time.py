@@ -1,7 +1,7 @@
 """The paper run's wall time, read from ``timeline.log``: one rule for ``snapshot.sh`` (each snapshot
 commit's message) and ``publish.py`` (the README's figure).
 
-    python3 runs/paper/wall_time.py runs/paper/timeline.log    # hours, two decimals
+    python3 experiments/paper/wall_time.py experiments/paper/timeline.log    # hours, two decimals
 
 Standard library only: ``snapshot.sh`` runs it with the system ``python3``, outside any venv.
 

@@ -2,9 +2,9 @@
 of the documentation (``docs/results.md``), a subset of its records into ``examples/paper-run/``, and
 its SST-2 part into ``examples/sst2-20/`` with the pi-curve plots ``examples/pi_curves_*.png``.
 
-    .venv/bin/python runs/paper/publish.py        # refuses while units are missing
+    .venv/bin/python experiments/paper/publish.py        # refuses while units are missing
     # a dry run, writing nothing in the repository:
-    .venv/bin/python runs/paper/publish.py --partial --page /tmp/d/results.md --examples /tmp/d/ex \\
+    .venv/bin/python experiments/paper/publish.py --partial --page /tmp/d/results.md --examples /tmp/d/ex \\
         --report /tmp/d/report --sst2-example /tmp/d/sst2-20 --plots /tmp/d
 
 The page's part lies between the markers ``<!-- paper-run:begin -->`` and ``<!-- paper-run:end -->``
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import orjson
-from wall_time import wall_hours  # runs/paper/wall_time.py, beside this script (snapshot.sh's rule too)
+from wall_time import wall_hours  # experiments/paper/wall_time.py, beside this script (snapshot.sh's rule too)
 
 from gradellm_cli.reports import REPORT_FILES, collect, plot_pi_curves, write_reports
 from gradellm_cli.sweep.store import done_units, read_run_heatmaps, read_run_metrics, unit_of
@@ -54,12 +54,12 @@ def page_part(report: Path, done: int, total: int, hours: float, versions: dict,
     tables = "\n\n".join(demote((report / f"{stem}.md").read_text().strip()) for stem in stems)
     plots = "\n".join(f"![pi curves, {model}]({UP}runs/paper/report/pi_curves_{model}.png)" for model in models)
     return f"""{BEGIN}
-**The paper-scale run: results** ({done} of {total} units; written by `runs/paper/publish.py`). The
+**The paper-scale run: results** ({done} of {total} units; written by `experiments/paper/publish.py`). The
 command, on 2-vCPU x86_64 machines without GPU (gradellm {versions['gradellm']}, torch
 {versions['torch']}, transformers {versions['transformers']}, Python {versions['python']}; the CPU
 model varied from one machine to the next, see "Machines" in [`runs/paper/README.md`]({UP}runs/paper/README.md)),
 resumed after every interruption as two one-thread processes (torchrun's two shards, then finer `--shard i/n` classes
-kept busy by `runs/paper/pool.py`); **{hours:.1f} hours of wall time** in all (`runs/paper/timeline.log`):
+kept busy by `experiments/paper/pool.py`); **{hours:.1f} hours of wall time** in all (`experiments/paper/timeline.log`):
 
 ```bash
 {COMMAND}
@@ -135,7 +135,8 @@ def main() -> int:
         print(f"publish.py: {args.page} has no {BEGIN} ... {END} markers", file=sys.stderr)
         return 1
     head, rest = page.split(BEGIN, 1)
-    part = page_part(args.report, done, total, wall_hours(RUN / "timeline.log"), manifest["versions"], collection.models)
+    hours = wall_hours(Path(__file__).resolve().parent / "timeline.log")
+    part = page_part(args.report, done, total, hours, manifest["versions"], collection.models)
     args.page.write_text(head + part + rest.split(END, 1)[1])
     write_subset(args.examples, manifest)
     write_sst2_example(args.sst2_example, args.plots, manifest)
