@@ -59,3 +59,16 @@ def test_option_values_are_refused_before_the_model_loads(app, monkeypatch, opti
     monkeypatch.setattr(explain.Explainer, "__init__", no_model)
     result = CliRunner().invoke(app, ["explain", "a text", *options])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_a_malformed_layers_value_is_refused_before_torch_is_imported():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom gradellm_cli.cli import main\nsys.argv = ['gradellm', 'explain', 'x', '--layers', 'last:x']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    print(exit.code, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert "--layers 'last:x'" in result.stderr

@@ -129,6 +129,10 @@ def explain(
     Writes one heatmap record per (input, method, step) to --output and prints coloured heatmaps.
     A rerun with the same --output resumes: inputs already written are skipped.
     """
+    if layers is not None:  # its form, before anything heavy is imported
+        from ..layers import LAYERS_FOR_SYNTAX, select_layers
+
+        select_layers(layers, LAYERS_FOR_SYNTAX)
     from ..chat import parse_source_roles  # here, not above: `gradellm explain --help` loads no torch
     from ..methods import check_method_options, parse_methods
     from ..methods.grad_ellm import variant_options

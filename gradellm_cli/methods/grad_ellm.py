@@ -29,6 +29,7 @@ from ..capture import Capture, LayerCapture
 from ..checkpointing import checkpointed_layers, wants_checkpointing
 from ..errors import BadInput
 from ..kv_cache import cache_argument
+from ..layers import LAYERS_FOR_SYNTAX, select_layers
 from ..models import input_device
 from ..prefill import PrefixCache, fill_cache
 from ..row_pass import fold_columns, head_logits, row_masks
@@ -86,35 +87,6 @@ def check_model(model, semantics: Semantics) -> None:
             f"`grad_at` post-o needs the attention's query width ({heads} x {head_dim} = {heads * head_dim}) to equal the "
             f"hidden size ({config.hidden_size}); this model's do not: use `grad_at` pre-o"
         )
-
-
-LAYERS_FOR_SYNTAX = 10_000  # a depth no model has: checks the form of a --layers spec before a model is known
-
-
-def select_layers(spec: str, n_layers: int) -> list[int]:
-    """Parse ``--layers``: ``all``, ``last:N`` (the last N layers) or a list such as ``0,5,-1``."""
-    spec = spec.strip()
-    if spec == "all":
-        return list(range(n_layers))
-    if spec.startswith("last:"):
-        count = _int(spec[5:], spec)
-        if not 1 <= count <= n_layers:
-            raise BadInput(f"`layers` {spec}: the model has {n_layers} layers")
-        return list(range(n_layers - count, n_layers))
-    chosen = []
-    for part in spec.split(","):
-        index = _int(part, spec)
-        if not -n_layers <= index < n_layers:
-            raise BadInput(f"`layers` {spec}: layer {index} does not exist (the model has {n_layers})")
-        chosen.append(index % n_layers)
-    return sorted(set(chosen))
-
-
-def _int(text: str, spec: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise BadInput(f"`layers` {spec!r}: use all, last:N or a comma-separated list of layer numbers") from None
 
 
 @register
