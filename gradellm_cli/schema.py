@@ -179,7 +179,9 @@ def heatmap_record(*, record_id: str, target_source: str = "label", details: dic
         values.setdefault(name, None)
     extra = {"details": details} if details is not None else {}
     record = HeatmapRecord(id=record_id, target_source=target_source, extra=extra, **values).to_dict()
-    _check_heatmap_lists(record, ValueError)
+    problem = _list_problem(record)
+    if problem:
+        raise ValueError(problem)
     return record
 
 
@@ -247,7 +249,9 @@ def _check_heatmap(record: dict[str, Any]) -> None:
             raise BadInput(f"heatmap record lacks the field {key!r}", record=name)
     if not isinstance(record["step"], int) or isinstance(record["step"], bool) or record["step"] < 0:
         raise BadInput("step must be a non-negative integer", record=name)
-    _check_heatmap_lists(record, BadInput)
+    problem = _list_problem(record)
+    if problem:
+        raise BadInput(problem, record=name)
     if not all(isinstance(i, int) for i in record["input_ids"]):
         raise BadInput("input_ids must be integers", record=name)
     if not all(isinstance(flag, bool) for flag in record["source_mask"]):
@@ -261,18 +265,17 @@ def _check_heatmap(record: dict[str, Any]) -> None:
         raise BadInput("label_ids must be a list of at least two token ids (or null for generation)", record=name)
 
 
-def _check_heatmap_lists(record: dict[str, Any], error: type[Exception]) -> None:
-    """The per-token lists (and ``tokens``, ``message_index`` where present) have one entry per token."""
-    name = record.get("id")
+def _list_problem(record: dict[str, Any]) -> str | None:
+    """Why the per-token lists (and ``tokens``, ``message_index`` where present) do not have one entry
+    per token; None when they do. The builders raise ValueError with it, the readers BadInput."""
     lists = [record[key] for key in _HEATMAP_LISTS]
     if not all(isinstance(value, list) for value in lists) or len({len(value) for value in lists}) != 1 or not lists[0]:
-        message = "input_ids, source_mask and scores must be lists with one entry per token"
-        raise error(message) if error is ValueError else BadInput(message, record=name)
+        return "input_ids, source_mask and scores must be lists with one entry per token"
     for optional in ("tokens", "message_index"):
         value = record.get(optional)
         if value is not None and (not isinstance(value, list) or len(value) != len(lists[0])):
-            message = f"{optional} must have one entry per token"
-            raise error(message) if error is ValueError else BadInput(message, record=name)
+            return f"{optional} must have one entry per token"
+    return None
 
 
 def _check_metric(record: dict[str, Any]) -> None:

@@ -83,14 +83,12 @@ def evaluate(
 
 def _evaluate(heatmaps: str, output: str, settings: MetricSettings, device: str, model: list[str] | None, on_error: str,
               overwrite: bool) -> None:
-    from ..metrics import Evaluator, ModelPool
-
     if heatmaps == "-" and sys.stdin.isatty():
         raise BadInput("no heatmap records on stdin: pass --heatmaps FILE, or pipe `gradellm explain ... --output -` into this")
     written: list[dict] = []
     on_terminal = output == "-" and sys.stdout.isatty()  # raw JSON on a screen: a table of the main numbers follows it
     summary = evaluate_to(
-        output, heatmaps, lambda: Evaluator(settings, ModelPool(device, _model_specs(model or []))),
+        output, heatmaps, settings, device=device, specs=_model_specs(model or []),
         overwrite=overwrite, stop_on_error=on_error == "stop", on_skip=lambda exc: print(f"gradellm: skipped: {exc}", file=sys.stderr),
         on_record=written.append if on_terminal else None,
     )

@@ -71,6 +71,7 @@ def evaluate_to(
     evaluator,
     *,
     device: str = "auto",
+    specs: dict[str, str] | None = None,
     overwrite: bool = False,
     stop_on_error: bool = False,
     on_skip: Callable[[GradellmError], None] | None = None,
@@ -79,8 +80,9 @@ def evaluate_to(
     """Evaluate the heatmap records of JSONL file ``heatmaps`` (``-``: stdin) into ``output`` (``-``: stdout).
 
     ``evaluator``: the :class:`~gradellm_cli.metrics.settings.MetricSettings` to measure with (the
-    records' models are then loaded on ``device``, each once), a :class:`~gradellm_cli.metrics.Evaluator`,
-    or a function that makes one, called once the output is locked. A line that cannot be evaluated gets an error record in the output and
+    records' models are then loaded on ``device``, each once; ``specs`` maps a model name the records use
+    to what to load), a :class:`~gradellm_cli.metrics.Evaluator`, or a function that makes one, called
+    once the output is locked. A line that cannot be evaluated gets an error record in the output and
     is reported to ``on_skip`` (or raises, with ``stop_on_error``); it is tried again by a rerun.
     ``on_record`` sees each metric or error record as it is written.
     """
@@ -88,19 +90,19 @@ def evaluate_to(
     check_input(heatmaps)
     check_output(output)
     with sole_writer(output):
-        evaluator = _evaluator(evaluator, device)
+        evaluator = _evaluator(evaluator, device, specs)
         done = resume_records(output, overwrite, evaluator.settings)
         return _run(evaluator, heatmaps, output, done, stop_on_error, on_skip, on_record)
 
 
-def _evaluator(given, device: str):
-    """An Evaluator from what :func:`evaluate_to` was given (see there)."""
+def _evaluator(given, device: str, specs: dict[str, str] | None = None):
+    """An Evaluator from what :func:`evaluate_to` or :func:`evaluate_stream` was given (see there)."""
     from ..metrics.settings import MetricSettings
 
     if isinstance(given, MetricSettings):
         from ..metrics.stream import Evaluator, ModelPool
 
-        return Evaluator(given, ModelPool(device))
+        return Evaluator(given, ModelPool(device, specs))
     return given() if callable(given) and not hasattr(given, "evaluate") else given
 
 
@@ -208,9 +210,8 @@ def evaluate_stream(
     not a heatmap record raises :class:`BadInput`.
     """
     from ..metrics.settings import MetricSettings
-    from ..metrics.stream import Evaluator, ModelPool
 
-    evaluator = Evaluator(settings or MetricSettings(), ModelPool(device, specs))
+    evaluator = _evaluator(settings or MetricSettings(), device, specs)
     for step in evaluate_records(((number, record, None) for number, record in enumerate(records, 1)), evaluator):
         if step.failure is not None:
             raise step.failure
