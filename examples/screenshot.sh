@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Remake examples/render_screenshot.png: the documented check (issue 5) that the page written by
+# Remake examples/render_screenshot.png: the documented check that the page written by
 # `gradellm render --html` shows its heatmaps in a real browser, headless Chromium.
 #
 #   apt-get install chromium          # Debian's package; or CHROMIUM=/path/to/chrome

@@ -1,4 +1,4 @@
-"""A newcomer's first minutes with the command line (issue 29): a fast ``--help``, shell completion,
+"""A newcomer's first minutes with the command line: a fast ``--help``, shell completion,
 help that names values as a Unix tool does, errors that say what happened on one line, and a word
 before the one-time model conversion."""
 
@@ -191,7 +191,7 @@ def test_one_source_given_passes():
 
 
 def test_explain_balanced_true_says_balanced_is_a_flag():
-    """Needs ``check_one_source`` called by ``commands/explain.py`` (see the issue 29 notes)."""
+    """``commands/explain.py`` calls ``check_one_source`` before anything heavy is imported."""
     result = gradellm("explain", "--dataset", "sst2", "--balanced", "true")
     assert result.returncode == 2
     assert stderr_lines(result) == [f"gradellm: error: {FLAG_MESSAGE}"]

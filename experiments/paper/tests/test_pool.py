@@ -116,7 +116,7 @@ def test_every_unit_once_by_its_class_while_an_uneven_run_is_split(tmp_path):
     assert "splitting --shard 0/2" in result.stdout
     assert any(line["shard"][1] > 2 for line in lines)  # the finer classes did commit work
     cleaned = set((run / "cleaned.log").read_text().split())
-    assert {"0/2", "1/2"} <= cleaned  # the previous session's files, and every stopped class
+    assert {"0/2", "1/2"} <= cleaned  # an earlier pool's files, and every stopped class
 
 
 def test_the_last_group_restarts_with_two_threads_after_a_commit(tmp_path):
