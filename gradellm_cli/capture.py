@@ -24,6 +24,7 @@ ATTENTION_NAME = "gradellm"  # SDPA underneath: linear memory, the default
 EAGER_ATTENTION_NAME = "gradellm_eager"  # the model's own eager attention underneath, for exact tests
 _ACTIVE: Capture | None = None
 _ZEROING: ZeroedValues | None = None
+_ROWS: RowsPass | None = None
 _REGISTERED = False
 
 
@@ -98,6 +99,26 @@ class ZeroedValues:
         _ZEROING = None
 
 
+@dataclass
+class RowsPass:
+    """While active, attention takes the rows pass's form (:func:`~gradellm_cli.row_pass.rows_attention`):
+    the query rows see ``cache_length`` cached key columns without gradient, plus one own column each.
+    Same outputs as SDPA on the rows pass's mask, with a cheaper backward pass."""
+
+    cache_length: int
+
+    def __enter__(self) -> RowsPass:
+        global _ROWS
+        if _ROWS is not None:
+            raise RuntimeError("a rows pass is already active")
+        _ROWS = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _ROWS
+        _ROWS = None
+
+
 def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int) -> torch.Tensor:
     """Which key positions each query row sees, read from the mask the model itself built.
 
@@ -123,7 +144,11 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
         return _zeroed_attention(module, query, key, value, attention_mask, scaling, softcap, _ZEROING.columns), None
     if _ACTIVE is None:  # nothing recorded: keys no query row can see may be dropped
         key, value, attention_mask = skip_invisible_keys(key, value, attention_mask)
-    if softcap is not None:
+    if _ROWS is not None and attention_mask is not None and key.shape[2] == _ROWS.cache_length + query.shape[2]:
+        from .row_pass import rows_attention
+
+        output, weights = rows_attention(query, key, value, attention_mask, _scaling(scaling, query), softcap, _ROWS.cache_length), None
+    elif softcap is not None:
         output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
     else:
         output, weights = sdpa_attention_forward(
@@ -165,11 +190,13 @@ def gradellm_eager_attention(module, query, key, value, attention_mask, scaling=
     return output, weights
 
 
+def _scaling(scaling: float | None, query: torch.Tensor) -> float:
+    return scaling if scaling is not None else query.shape[-1] ** -0.5
+
+
 def _record(module, query, key, value, attention_mask, output, scaling, softcap) -> None:
     if _ACTIVE is not None and query.shape[0] == 1:
-        if scaling is None:
-            scaling = query.shape[-1] ** -0.5
-        _ACTIVE.record(module, query, key, value, attention_mask, output, scaling, softcap)
+        _ACTIVE.record(module, query, key, value, attention_mask, output, _scaling(scaling, query), softcap)
 
 
 def _attention_weights(query, key, attention_mask, scaling, softcap, dtype: torch.dtype | None = None):

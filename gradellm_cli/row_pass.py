@@ -11,6 +11,10 @@ target scalars gives every row its own gradient.
 Key columns of the pass are ``T + n``: columns ``0..T-1`` are the cached positions, column ``T + s``
 is row s itself (at position p_s). :func:`fold_columns` maps a (n, T + n) result back to positions.
 
+The attention of the pass is :func:`rows_attention` (registered through :mod:`~gradellm_cli.capture`
+while a :class:`~gradellm_cli.capture.RowsPass` is active): the same outputs as SDPA on these masks,
+with no gradient computed towards the cached columns.
+
 The masks are transformers' own pre-built masks, which its models accept as they are: one additive
 float mask of shape (1, 1, n, T + n), or a mapping ``{"full_attention": ..., "sliding_attention":
 ...}`` for models that mix layer kinds (Gemma-3). A model whose layers are of another kind (or that
@@ -86,3 +90,40 @@ def head_logits(model, hidden: torch.Tensor, vocab_ids: torch.Tensor) -> torch.T
     if cap:
         logits = torch.tanh(logits / cap) * cap
     return logits.float()
+
+
+def rows_attention(query, key, value, attention_mask, scaling: float, softcap: float | None, cache_length: int) -> torch.Tensor:
+    """The attention of a rows pass, (b, n, heads, head_dim), with no gradient towards the cached keys and values.
+
+    The result equals SDPA's on the same mask. What differs is the backward pass: SDPA returns
+    gradients for all ``T + n`` key and value columns, and the ``T`` cached ones are thrown away
+    afterwards (they come from the no-grad fill), which costs about as much as the gradient of the
+    queries. Here the cached columns enter the graph detached and row s's own column (``T + s``, the
+    only other one it may see, see :func:`row_masks`) as one extra logit, so the backward pass computes
+    the queries' gradient and the own keys' and values' only. Softmax in float32, as transformers'
+    eager attention; ``softcap`` as Gemma-2's.
+    """
+    batch, heads, rows, width = query.shape
+    kv_heads = key.shape[1]
+    grouped = query.view(batch, kv_heads, heads // kv_heads, rows, width)
+    cached_keys, cached_values = key[:, :, None, :cache_length].detach(), value[:, :, None, :cache_length].detach()
+    own_keys, own_values = key[:, :, None, cache_length:], value[:, :, None, cache_length:]
+    logits = torch.cat(
+        [torch.matmul(grouped, cached_keys.transpose(-1, -2)), (grouped * own_keys).sum(-1, keepdim=True)], dim=-1
+    ).to(torch.promote_types(query.dtype, torch.float32)) * scaling
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    logits = logits + _rows_mask(attention_mask, rows, cache_length, logits.dtype)
+    weights = torch.softmax(logits, dim=-1).to(value.dtype)
+    output = torch.matmul(weights[..., :cache_length], cached_values) + weights[..., cache_length:] * own_values
+    return output.view(batch, heads, rows, width).transpose(1, 2).contiguous()
+
+
+def _rows_mask(attention_mask: torch.Tensor, rows: int, cache_length: int, dtype: torch.dtype) -> torch.Tensor:
+    """(1 or b, 1, 1, n, T + 1) additive: the mask's cached columns, then each row's own column."""
+    mask = attention_mask[..., : cache_length + rows]
+    if mask.dtype == torch.bool:
+        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+    index = torch.arange(rows, device=mask.device)
+    own = mask[:, :, index, cache_length + index]  # (b, 1, n): the diagonal of the own block
+    return torch.cat([mask[..., :cache_length], own[..., None]], dim=-1).to(dtype)[:, :, None]

@@ -139,6 +139,27 @@ def test_every_continuation_step_equals_the_slow_reference(explainer, continuati
         torch.testing.assert_close(got[step].double(), ref[step], rtol=REF_RTOL, atol=REF_ATOL_OF_MAX * scale)
 
 
+def test_the_rows_pass_takes_its_own_attention_on_every_layer(explainer, continuation_targets, monkeypatch):
+    """The rows pass's attention (no gradient towards cached columns) serves every layer, and gives the
+    scores that SDPA's attention gives in the same pass."""
+    from gradellm_cli import row_pass
+
+    calls: list[int] = []
+    original = row_pass.rows_attention
+
+    def counting(*args):
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(row_pass, "rows_attention", counting)
+    own = grad_ellm(explainer.model, continuation_targets, "rows")
+    assert len(calls) == explainer.model.config.get_text_config().num_hidden_layers
+    monkeypatch.setattr(grad_ellm_module, "ROWS_ATTENTION_ELEMENTS", 0)  # over the budget: SDPA
+    sdpa = grad_ellm(explainer.model, continuation_targets, "rows")
+    assert len(calls) == explainer.model.config.get_text_config().num_hidden_layers
+    assert_rows_equal_full(own, sdpa)
+
+
 def test_rows_path_beyond_gemma_sliding_window(gemma3):
     """700 tokens: sliding layers see only the last 512 positions of each row, full layers all of them."""
     ids = long_input_ids(gemma3.tokenizer, 700)

@@ -21,11 +21,12 @@ Two ways to get w, with the same numbers (tests compare them to 1e-5):
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from functools import partial
 
 import torch
 
-from ..capture import Capture, LayerCapture
+from ..capture import Capture, LayerCapture, RowsPass
 from ..checkpointing import checkpointed_layers, wants_checkpointing
 from ..errors import BadInput
 from ..kv_cache import cache_argument
@@ -126,6 +127,7 @@ class GradELLM(Method):
 GRAD_PATHS = ("rows", "full")
 ROWS_PER_PASS = 256  # target rows run together in one rows pass (memory grows with it, linearly)
 HEATMAP_ELEMENTS = 1 << 23  # rows x heads x keys of one batched heatmap computation (32 MB per float32 temporary)
+ROWS_ATTENTION_ELEMENTS = 1 << 26  # layers x heads x rows x keys of attention weights a rows pass may keep (256 MB)
 _FELL_BACK: set[str] = set()
 
 
@@ -272,7 +274,8 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
     vocab = targets.target_ids[rows][:, None]
     if targets.contrast_ids is not None:
         vocab = torch.cat([vocab, targets.contrast_ids[rows][:, None]], dim=1)
-    with torch.enable_grad(), prefix.borrowed() as cache, Capture(rows=torch.arange(rows.numel())) as capture:
+    with torch.enable_grad(), prefix.borrowed() as cache, Capture(rows=torch.arange(rows.numel())) as capture, \
+            _rows_attention(model, prefix.length, rows.numel()):
         try:
             hidden = model.base_model(
                 inputs_embeds=embeds,
@@ -298,6 +301,14 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
                    for k, grad in zip(layers, grads))
         out[part] = heat.detach().cpu()
     return fold_columns(out, positions, prefix.length)
+
+
+def _rows_attention(model, cache_length: int, rows: int):
+    """The rows pass's own attention (cheaper backward, same numbers) where the attention weights it keeps
+    for the backward pass fit :data:`ROWS_ATTENTION_ELEMENTS`; SDPA, which keeps none, otherwise."""
+    config = model.config.get_text_config()
+    kept = config.num_hidden_layers * config.num_attention_heads * rows * (cache_length + 1)
+    return RowsPass(cache_length) if kept <= ROWS_ATTENTION_ELEMENTS else nullcontext()
 
 
 def _agrees(got: torch.Tensor, reference: torch.Tensor, dtype: torch.dtype) -> bool:

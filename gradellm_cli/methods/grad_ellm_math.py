@@ -75,6 +75,28 @@ def _minmax(values: torch.Tensor, visible: torch.Tensor, constant: float) -> tor
     return normalised.masked_fill(~visible, 0.0)
 
 
+def _loosened_heatmaps(sims: torch.Tensor, projected: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """ReLU(sum over heads of minmax(q.k) x (w . v)), (n, T), from the (kv_heads, n, group, T) layouts.
+
+    The same numbers as :func:`_minmax` followed by the product and the sum, in fewer passes over the
+    large tensors (this is most of a continuation's heatmap time): invisible keys take a visible key's
+    similarity, so one ``aminmax`` gives each head's range without two masked copies, and they are set
+    to 0 on the (n, T) result instead of on every head's weights.
+    """
+    invisible = ~visible  # (n, T)
+    anchor = visible.to(torch.uint8).argmax(dim=-1)  # a visible key of each row (its own position)
+    kv_heads, rows, group, _ = sims.shape
+    anchored = sims.gather(-1, anchor.to(sims.device)[None, :, None, None].expand(kv_heads, rows, group, 1))
+    filled = torch.where(invisible.to(sims.device)[None, :, None, :], anchored, sims)
+    low, high = torch.aminmax(filled, dim=-1, keepdim=True)
+    span = high - low
+    flat = span <= 0  # a head that sees a single key (or identical similarities) has nothing to rank: weight 1 each
+    scale = torch.where(flat, 0.0, 1.0 / span.clamp_min(torch.finfo(span.dtype).tiny))
+    weights = torch.addcmul(flat.to(span.dtype), filled.sub_(low), scale)
+    heat = weights.mul_(projected).sum(dim=0).sum(dim=1)  # in turn: one strided reduction over two axes is slower
+    return torch.relu(heat).masked_fill_(invisible.to(heat.device), 0.0)
+
+
 def _rope_weights(layer: LayerCapture, rows: torch.Tensor, attention: str, expansion: str) -> torch.Tensor:
     """lambda from q.k after rotary embedding, per head, in the (kv_heads, n, group, T) layout."""
     sims = _per_head(layer.query_rows[:, rows].transpose(0, 1), layer.keys, layer.kv_group, expansion)
@@ -125,6 +147,9 @@ def layer_heatmaps(
     if isinstance(semantics, str):
         semantics = Semantics(attention=semantics)
     projected = _per_head(channel_weights, layer.values, layer.kv_group, semantics.kv_expansion)
+    if semantics.similarity == "rope-qk" and semantics.attention == "loosened":
+        sims = _per_head(layer.query_rows[:, rows].transpose(0, 1), layer.keys, layer.kv_group, semantics.kv_expansion)
+        return _loosened_heatmaps(sims, projected, layer.visible[rows])
     if semantics.similarity == "rope-qk":
         weighted = _rope_weights(layer, rows, semantics.attention, semantics.kv_expansion).mul_(projected)
     else:

@@ -1,0 +1,87 @@
+"""The rows pass's own attention equals SDPA's, in its outputs and in every gradient the rows pass uses.
+
+:func:`gradellm_cli.row_pass.rows_attention` serves a rows pass (n query rows against T cached key
+columns plus one own column each): the cached columns enter the graph detached, so its backward pass
+computes the queries' and the own keys' and values' gradients only. Compared here on random tensors
+with transformers' SDPA attention on the same keys, values and mask (cached columns detached there
+too): grouped-query heads, a sliding window, a boolean mask and logit soft-capping.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from gradellm_cli import capture
+from gradellm_cli.row_pass import SLIDING, row_masks, rows_attention
+
+HEADS, KV_HEADS, WIDTH, CACHED = 6, 2, 8, 40
+
+
+class Config:
+    """What :func:`row_masks` reads from a model config: the layer kinds and the sliding window."""
+
+    def __init__(self, kinds: list[str], window: int | None = None):
+        self.layer_types, self.sliding_window, self.num_hidden_layers = kinds, window, len(kinds)
+
+    def get_text_config(self):
+        return self
+
+
+class Module:  # what SDPA's forward reads from the attention module
+    num_key_value_groups = HEADS // KV_HEADS
+    is_causal = True
+    training = False
+
+
+def tensors(rows: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    query = torch.randn(1, HEADS, rows, WIDTH, generator=generator, dtype=torch.float64, requires_grad=True)
+    cached_keys, cached_values = (torch.randn(1, KV_HEADS, CACHED, WIDTH, generator=generator, dtype=torch.float64) for _ in range(2))
+    own_keys, own_values = (torch.randn(1, KV_HEADS, rows, WIDTH, generator=generator, dtype=torch.float64, requires_grad=True)
+                            for _ in range(2))
+    return query, cached_keys, cached_values, own_keys, own_values
+
+
+def reference(query, key, value, mask, scaling, softcap):
+    """SDPA, or transformers-style eager attention where soft-capping makes SDPA unusable."""
+    if softcap is None:
+        return sdpa_attention_forward(Module(), query, key, value, mask, scaling=scaling)[0]
+    return capture._softcapped_attention(Module(), query, key, value, mask, scaling, softcap)[0]
+
+
+@pytest.mark.parametrize("kind,window,softcap,boolean", [
+    ("full_attention", None, None, False),
+    (SLIDING, 9, None, False),
+    ("full_attention", None, 3.0, False),
+    (SLIDING, 12, None, True),
+])
+def test_rows_attention_equals_sdpa_with_the_same_gradients(kind, window, softcap, boolean):
+    positions = torch.tensor([3, 17, 18, 30, 39])
+    mask = row_masks(Config([kind], window), positions, CACHED, torch.float64, "cpu")
+    if boolean:
+        mask = mask == 0
+    query, cached_keys, cached_values, own_keys, own_values = tensors(positions.numel())
+    key, value = torch.cat([cached_keys, own_keys], dim=2), torch.cat([cached_values, own_values], dim=2)
+    scaling = WIDTH ** -0.5
+
+    got = rows_attention(query, key, value, mask, scaling, softcap, CACHED)
+    want = reference(query, key, value, mask, scaling, softcap)
+    tolerance = 1e-10 if softcap is None else 1e-6  # the soft-capped reference takes its softmax in float32
+    torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
+    upstream = torch.randn(got.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    inputs = [query, own_keys, own_values]
+    for a, b in zip(torch.autograd.grad((got * upstream).sum(), inputs), torch.autograd.grad((want * upstream).sum(), inputs)):
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
+def test_a_row_that_sees_only_its_own_column():
+    """Position 0 sees no cached key: its output is its own value, whatever the cached columns hold."""
+    positions = torch.tensor([0, 20])
+    mask = row_masks(Config(["full_attention"]), positions, CACHED, torch.float64, "cpu")
+    query, cached_keys, cached_values, own_keys, own_values = tensors(2)
+    key, value = torch.cat([cached_keys, own_keys], dim=2), torch.cat([cached_values, own_values], dim=2)
+    out = rows_attention(query, key, value, mask, 1.0, None, CACHED)  # (1, rows, heads, width)
+    group = HEADS // KV_HEADS
+    torch.testing.assert_close(out[0, 0], own_values[0, :, 0].repeat_interleave(group, dim=0))
