@@ -105,17 +105,21 @@ def rows_attention(query, key, value, attention_mask, scaling: float, softcap: f
     """
     batch, heads, rows, width = query.shape
     kv_heads = key.shape[1]
-    grouped = query.view(batch, kv_heads, heads // kv_heads, rows, width)
-    cached_keys, cached_values = key[:, :, None, :cache_length].detach(), value[:, :, None, :cache_length].detach()
-    own_keys, own_values = key[:, :, None, cache_length:], value[:, :, None, cache_length:]
-    logits = torch.cat(
-        [torch.matmul(grouped, cached_keys.transpose(-1, -2)), (grouped * own_keys).sum(-1, keepdim=True)], dim=-1
-    ).to(torch.promote_types(query.dtype, torch.float32)) * scaling
+    group = heads // kv_heads
+    # (b, kv_heads, group * n, d): each key/value head's query rows side by side, so the products with the
+    # cached columns are plain batched matrix products (a broadcast one would copy the keys per head)
+    stacked = query.reshape(batch, kv_heads, group * rows, width)
+    cached_keys, cached_values = key[:, :, :cache_length].detach(), value[:, :, :cache_length].detach()
+    own_keys, own_values = key[:, :, None, cache_length:], value[:, :, None, cache_length:]  # (b, kv_heads, 1, n, d)
+    own = (query.view(batch, kv_heads, group, rows, width) * own_keys).sum(-1, keepdim=True)  # (b, kv_heads, group, n, 1)
+    cached = torch.matmul(stacked, cached_keys.transpose(-1, -2)).view(batch, kv_heads, group, rows, cache_length)
+    logits = torch.cat([cached, own], dim=-1).to(torch.promote_types(query.dtype, torch.float32)) * scaling
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     logits = logits + _rows_mask(attention_mask, rows, cache_length, logits.dtype)
     weights = torch.softmax(logits, dim=-1).to(value.dtype)
-    output = torch.matmul(weights[..., :cache_length], cached_values) + weights[..., cache_length:] * own_values
+    from_cache = torch.matmul(weights[..., :cache_length].reshape(batch, kv_heads, group * rows, cache_length), cached_values)
+    output = from_cache.view(batch, kv_heads, group, rows, width) + weights[..., cache_length:] * own_values
     return output.view(batch, heads, rows, width).transpose(1, 2).contiguous()
 
 
