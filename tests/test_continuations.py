@@ -198,6 +198,23 @@ def test_a_model_the_rows_pass_cannot_serve_falls_back_to_the_full_path(smollm2,
     assert torch.equal(got, expected)
 
 
+def test_rows_logits_that_disagree_with_the_model_fall_back_with_or_without_the_pipeline_cache(smollm2, monkeypatch):
+    """The rows' target logits are checked against the model's own forward pass: every target's with the
+    pipeline's cache, each rows pass's last row with a cache the method fills itself."""
+    prepared = smollm2.prepare("s", {"text": "dull and long"}, ExplainSettings())
+    targets = prepared.targets
+    bare = Targets(targets.input_ids, targets.positions, targets.target_ids, targets.source_mask)
+    layers = list(range(smollm2.model.config.get_text_config().num_hidden_layers))
+    original = grad_ellm_module.head_logits
+    monkeypatch.setattr(grad_ellm_module, "head_logits", lambda *args: original(*args) + 0.5)  # a head it does not know
+    monkeypatch.setattr(grad_ellm_module, "_FELL_BACK", set())
+    with pytest.warns(UserWarning, match="differ from the model's own"):
+        assert grad_ellm_module.attribute_rows(smollm2.model, targets, layers, "loosened") is None
+    monkeypatch.setattr(grad_ellm_module, "_FELL_BACK", set())
+    with pytest.warns(UserWarning, match="differ from the model's own"):
+        assert grad_ellm_module.attribute_rows(smollm2.model, bare, layers, "loosened") is None
+
+
 def test_chunked_fill_with_skipped_keys_across_gemma_sliding_window(gemma3, monkeypatch):
     """Chunks of 64 over 700 tokens: sliding layers skip the keys before their window (made to apply
     at any length here), and the logits and the rows path's scores stay those of one plain pass."""
