@@ -154,7 +154,7 @@ def test_the_rows_pass_takes_its_own_attention_on_every_layer(explainer, continu
     monkeypatch.setattr(row_pass, "rows_attention", counting)
     own = grad_ellm(explainer.model, continuation_targets, "rows")
     assert len(calls) == explainer.model.config.get_text_config().num_hidden_layers
-    monkeypatch.setattr(grad_ellm_module, "ROWS_ATTENTION_ELEMENTS", 0)  # over the budget: SDPA
+    monkeypatch.setattr(grad_ellm_module, "ROWS_ATTENTION_BYTES", 0)  # over the budget: SDPA
     sdpa = grad_ellm(explainer.model, continuation_targets, "rows")
     assert len(calls) == explainer.model.config.get_text_config().num_hidden_layers
     assert_rows_equal_full(own, sdpa)
@@ -196,6 +196,16 @@ def test_a_model_the_rows_pass_cannot_serve_falls_back_to_the_full_path(smollm2,
     with pytest.warns(UserWarning, match="full forward"):
         got = get_method("grad-ellm").attribute(smollm2.model, prepared.targets, MethodOptions())
     assert torch.equal(got, expected)
+
+
+def test_rows_passes_of_a_few_rows_each_with_their_own_cache(explainer, continuation_targets, monkeypatch):
+    """Steps split over several rows passes (7 rows each here), the cache filled by the method itself,
+    each pass's last row checked: the scores of one pass over all rows."""
+    bare = Targets(continuation_targets.input_ids, continuation_targets.positions, continuation_targets.target_ids,
+                   continuation_targets.source_mask)
+    whole = grad_ellm(explainer.model, bare, "rows")
+    monkeypatch.setattr(grad_ellm_module, "ROWS_PER_PASS", 7)
+    assert_rows_equal_full(grad_ellm(explainer.model, bare, "rows"), whole)
 
 
 def test_rows_logits_that_disagree_with_the_model_fall_back_with_or_without_the_pipeline_cache(smollm2, monkeypatch):

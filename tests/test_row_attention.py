@@ -85,3 +85,17 @@ def test_a_row_that_sees_only_its_own_column():
     out = rows_attention(query, key, value, mask, 1.0, None, CACHED)  # (1, rows, heads, width)
     group = HEADS // KV_HEADS
     torch.testing.assert_close(out[0, 0], own_values[0, :, 0].repeat_interleave(group, dim=0))
+
+
+def test_no_gradient_reaches_the_cached_columns():
+    """Even where the cached keys and values carry a graph, the rows attention leaves them out of it."""
+    positions = torch.tensor([5, 30])
+    mask = row_masks(Config(["full_attention"]), positions, CACHED, torch.float64, "cpu")
+    query, cached_keys, cached_values, own_keys, own_values = tensors(2)
+    cached_keys.requires_grad_(True)
+    cached_values.requires_grad_(True)
+    key, value = torch.cat([cached_keys, own_keys], dim=2), torch.cat([cached_values, own_values], dim=2)
+    out = rows_attention(query, key, value, mask, 1.0, None, CACHED).sum()
+    grads = torch.autograd.grad(out, [cached_keys, cached_values, query], allow_unused=True, materialize_grads=True)
+    assert not grads[0].any() and not grads[1].any()
+    assert grads[2].abs().sum() > 0

@@ -127,7 +127,7 @@ class GradELLM(Method):
 GRAD_PATHS = ("rows", "full")
 ROWS_PER_PASS = 256  # target rows run together in one rows pass (memory grows with it, linearly)
 HEATMAP_ELEMENTS = 1 << 23  # rows x heads x keys of one batched heatmap computation (32 MB per float32 temporary)
-ROWS_ATTENTION_ELEMENTS = 1 << 26  # layers x heads x rows x keys of attention weights a rows pass may keep (256 MB)
+ROWS_ATTENTION_BYTES = 1 << 28  # attention weights (and soft-capped logits) a rows pass may keep for its backward pass
 _FELL_BACK: set[str] = set()
 
 
@@ -279,7 +279,7 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
     if targets.contrast_ids is not None:
         vocab = torch.cat([vocab, targets.contrast_ids[rows][:, None]], dim=1)
     with torch.enable_grad(), prefix.borrowed() as cache, Capture(rows=torch.arange(rows.numel())) as capture, \
-            _rows_attention(model, prefix.length, rows.numel()):
+            _rows_attention(model, prefix.length, rows.numel(), dtype):
         try:
             hidden = model.base_model(
                 inputs_embeds=embeds,
@@ -307,22 +307,30 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
     return fold_columns(out, positions, prefix.length)
 
 
-def _rows_attention(model, cache_length: int, rows: int):
-    """The rows pass's own attention (cheaper backward, same numbers) where the attention weights it keeps
-    for the backward pass fit :data:`ROWS_ATTENTION_ELEMENTS`; SDPA, which keeps none, otherwise."""
+def _rows_attention(model, cache_length: int, rows: int, dtype: torch.dtype):
+    """The rows pass's own attention (cheaper backward pass, the same numbers) for float32 and float64
+    models, where what it keeps for the backward pass fits :data:`ROWS_ATTENTION_BYTES`: the attention
+    weights of every layer, and the capped logits too where the model soft-caps them. Otherwise the
+    model's usual attention (SDPA, or the eager soft-capped one), as before the rows pass had its own.
+    Half-precision models keep SDPA: it accumulates the scores in float32, where the rows attention
+    would round them to the model's precision first."""
+    if dtype not in (torch.float32, torch.float64):
+        return nullcontext()
     config = model.config.get_text_config()
-    kept = config.num_hidden_layers * config.num_attention_heads * rows * (cache_length + 1)
-    return RowsPass(cache_length) if kept <= ROWS_ATTENTION_ELEMENTS else nullcontext()
+    copies = 2 if getattr(config, "attn_logit_softcapping", None) else 1
+    kept = config.num_hidden_layers * config.num_attention_heads * rows * (cache_length + 1) * copies * dtype.itemsize
+    return RowsPass(cache_length) if kept <= ROWS_ATTENTION_BYTES else nullcontext()
 
 
 def _agrees(got: torch.Tensor, reference: torch.Tensor, dtype: torch.dtype) -> bool:
     """Whether the rows pass reproduces the model's own target logits where known (not NaN; a wrong mask
-    would not: it moves them by whole units). Half-precision rounding over many layers moves them by a
-    few tenths."""
+    would not: it moves them by whole units), and gives finite logits everywhere. Half-precision
+    rounding over many layers moves them by a few tenths."""
     absolute, relative = (1e-3, 1e-3) if dtype in (torch.float32, torch.float64) else (0.5, 5e-2)
     reference = reference.float()
     known = ~reference.isnan()
-    return bool(((got - reference).abs() <= absolute + relative * reference.abs())[known].all())
+    close = (got - reference).abs() <= absolute + relative * reference.abs()
+    return bool(close[known].all() and torch.isfinite(got).all())
 
 
 def _fall_back(model, reason: str) -> None:

@@ -84,7 +84,7 @@ def _loosened_heatmaps(sims: torch.Tensor, projected: torch.Tensor, visible: tor
     to 0 on the (n, T) result instead of on every head's weights.
     """
     invisible = ~visible  # (n, T)
-    anchor = visible.to(torch.uint8).argmax(dim=-1)  # a visible key of each row (its own position)
+    anchor = visible.to(torch.uint8).argmax(dim=-1)  # each row's first visible key
     kv_heads, rows, group, _ = sims.shape
     anchored = sims.gather(-1, anchor.to(sims.device)[None, :, None, None].expand(kv_heads, rows, group, 1))
     filled = torch.where(invisible.to(sims.device)[None, :, None, :], anchored, sims)
