@@ -17,15 +17,34 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
 ATTENTION_NAME = "gradellm"  # SDPA underneath: linear memory, the default
 EAGER_ATTENTION_NAME = "gradellm_eager"  # the model's own eager attention underneath, for exact tests
-_ACTIVE: Capture | None = None
-_ZEROING: ZeroedValues | None = None
-_ROWS: RowsPass | None = None
 _REGISTERED = False
+E = TypeVar("E", bound="Exclusive")
+_IN_FORCE: dict[type, object] = {}  # the one entered instance of each kind of :class:`Exclusive`
+
+
+class Exclusive:
+    """A context the attention function reads while it is entered: one at a time per kind (class)."""
+
+    def __enter__(self):
+        kind = type(self)
+        if _IN_FORCE.get(kind) is not None:
+            raise RuntimeError(f"a gradellm {kind.__name__} is already active")
+        _IN_FORCE[kind] = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _IN_FORCE[type(self)] = None
+
+
+def in_force(kind: type[E]) -> E | None:
+    """The entered instance of ``kind``, if any."""
+    return _IN_FORCE.get(kind)  # type: ignore[return-value]
 
 
 @dataclass
@@ -43,22 +62,11 @@ class LayerCapture:
 
 
 @dataclass
-class Capture:
+class Capture(Exclusive):
     """Collects :class:`LayerCapture` objects for the query positions ``rows`` during one forward."""
 
     rows: torch.Tensor  # (R,) long: positions whose attention rows are recorded
     layers: dict[int, LayerCapture] = field(default_factory=dict)
-
-    def __enter__(self) -> Capture:
-        global _ACTIVE
-        if _ACTIVE is not None:
-            raise RuntimeError("a gradellm capture is already active")
-        _ACTIVE = self
-        return self
-
-    def __exit__(self, *exc) -> None:
-        global _ACTIVE
-        _ACTIVE = None
 
     def record(self, module, query, key, value, attention_mask, output, scaling, softcap) -> None:
         """Keep one layer's tensors. A recompute under gradient checkpointing records nothing new."""
@@ -79,7 +87,7 @@ class Capture:
 
 
 @dataclass
-class ZeroedValues:
+class ZeroedValues(Exclusive):
     """While active, layer ``layer``'s attention gives query row r no contribution from key column
     ``columns[r]`` (-1: none): that key's value counts as zero while every attention weight stays as
     it is, which is Value Zeroing's intervention (Mohebbi et al. 2023). Other layers are untouched."""
@@ -87,36 +95,14 @@ class ZeroedValues:
     layer: int
     columns: torch.Tensor  # (rows,) long
 
-    def __enter__(self) -> ZeroedValues:
-        global _ZEROING
-        if _ZEROING is not None:
-            raise RuntimeError("a value zeroing is already active")
-        _ZEROING = self
-        return self
-
-    def __exit__(self, *exc) -> None:
-        global _ZEROING
-        _ZEROING = None
-
 
 @dataclass
-class RowsPass:
+class RowsPass(Exclusive):
     """While active, attention takes the rows pass's form (:func:`~gradellm_cli.row_pass.rows_attention`):
     the query rows see ``cache_length`` cached key columns without gradient, plus one own column each.
     Same outputs as SDPA on the rows pass's mask, with a cheaper backward pass."""
 
     cache_length: int
-
-    def __enter__(self) -> RowsPass:
-        global _ROWS
-        if _ROWS is not None:
-            raise RuntimeError("a rows pass is already active")
-        _ROWS = self
-        return self
-
-    def __exit__(self, *exc) -> None:
-        global _ROWS
-        _ROWS = None
 
 
 def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int) -> torch.Tensor:
@@ -140,14 +126,15 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     softcap = kwargs.pop("softcap", None)
-    if _ZEROING is not None and getattr(module, "layer_idx", None) == _ZEROING.layer:
-        return _zeroed_attention(module, query, key, value, attention_mask, scaling, softcap, _ZEROING.columns), None
-    if _ACTIVE is None:  # nothing recorded: keys no query row can see may be dropped
+    zeroing, rows = in_force(ZeroedValues), in_force(RowsPass)
+    if zeroing is not None and getattr(module, "layer_idx", None) == zeroing.layer:
+        return _zeroed_attention(module, query, key, value, attention_mask, scaling, softcap, zeroing.columns), None
+    if in_force(Capture) is None:  # nothing recorded: keys no query row can see may be dropped
         key, value, attention_mask = skip_invisible_keys(key, value, attention_mask)
-    if _ROWS is not None and attention_mask is not None and key.shape[2] == _ROWS.cache_length + query.shape[2]:
+    if rows is not None and attention_mask is not None and key.shape[2] == rows.cache_length + query.shape[2]:
         from .row_pass import rows_attention
 
-        output, weights = rows_attention(query, key, value, attention_mask, _scaling(scaling, query), softcap, _ROWS.cache_length), None
+        output, weights = rows_attention(query, key, value, attention_mask, _scaling(scaling, query), softcap, rows.cache_length), None
     elif softcap is not None:
         output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
     else:
@@ -195,8 +182,9 @@ def _scaling(scaling: float | None, query: torch.Tensor) -> float:
 
 
 def _record(module, query, key, value, attention_mask, output, scaling, softcap) -> None:
-    if _ACTIVE is not None and query.shape[0] == 1:
-        _ACTIVE.record(module, query, key, value, attention_mask, output, _scaling(scaling, query), softcap)
+    capture = in_force(Capture)
+    if capture is not None and query.shape[0] == 1:
+        capture.record(module, query, key, value, attention_mask, output, _scaling(scaling, query), softcap)
 
 
 def _attention_weights(query, key, attention_mask, scaling, softcap, dtype: torch.dtype | None = None):
