@@ -251,7 +251,6 @@ def _jsonl_table(path: Path):
     return table, numbers
 
 
-
 def load_file(path: Path):
     """A ``datasets.Dataset`` of one local file; one-line errors for empty or unreadable files."""
     import datasets

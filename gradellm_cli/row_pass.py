@@ -57,12 +57,15 @@ def row_masks(config, positions: torch.Tensor, cache_length: int, dtype: torch.d
         visible = cached
         if kind == SLIDING:
             visible = cached & (positions[:, None] - keys[None, :] < text_config.sliding_window)
-        allowed = torch.cat([visible, own], dim=1)
-        additive = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
-        masks[kind] = additive[None, None]
+        masks[kind] = _additive(torch.cat([visible, own], dim=1), dtype)[None, None]
     if len(masks) == 1:
         return next(iter(masks.values()))
     return masks
+
+
+def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean mask as transformers' additive float one: 0 where allowed, the dtype's minimum elsewhere."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
 def fold_columns(values: torch.Tensor, positions: torch.Tensor, cache_length: int) -> torch.Tensor:
@@ -100,18 +103,19 @@ def rows_attention(query, key, value, attention_mask, scaling: float, softcap: f
     afterwards (they come from the no-grad fill), which costs about as much as the gradient of the
     queries. Here the cached columns enter the graph detached and row s's own column (``T + s``, the
     only other one it may see, see :func:`row_masks`) as one extra logit, so the backward pass computes
-    the queries' gradient and the own keys' and values' only. Softmax in float32, as transformers'
-    eager attention; ``softcap`` as Gemma-2's.
+    the queries' gradient and the own keys' and values' only. Softmax in float32 at least, as
+    transformers' eager attention; ``softcap`` as Gemma-2's.
     """
     batch, heads, rows, width = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
     # (b, kv_heads, group * n, d): each key/value head's query rows side by side, so the products with the
     # cached columns are plain batched matrix products (a broadcast one would copy the keys per head)
-    stacked = query.reshape(batch, kv_heads, group * rows, width)
+    grouped = query.view(batch, kv_heads, group, rows, width)
+    stacked = grouped.reshape(batch, kv_heads, group * rows, width)
     cached_keys, cached_values = key[:, :, :cache_length].detach(), value[:, :, :cache_length].detach()
     own_keys, own_values = key[:, :, None, cache_length:], value[:, :, None, cache_length:]  # (b, kv_heads, 1, n, d)
-    own = (query.view(batch, kv_heads, group, rows, width) * own_keys).sum(-1, keepdim=True)  # (b, kv_heads, group, n, 1)
+    own = (grouped * own_keys).sum(-1, keepdim=True)  # (b, kv_heads, group, n, 1)
     cached = torch.matmul(stacked, cached_keys.transpose(-1, -2)).view(batch, kv_heads, group, rows, cache_length)
     logits = torch.cat([cached, own], dim=-1).to(torch.promote_types(query.dtype, torch.float32)) * scaling
     if softcap is not None:
@@ -127,7 +131,7 @@ def _rows_mask(attention_mask: torch.Tensor, rows: int, cache_length: int, dtype
     """(1 or b, 1, 1, n, T + 1) additive: the mask's cached columns, then each row's own column."""
     mask = attention_mask[..., : cache_length + rows]
     if mask.dtype == torch.bool:
-        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        mask = _additive(mask, dtype)
     index = torch.arange(rows, device=mask.device)
     own = mask[:, :, index, cache_length + index]  # (b, 1, n): the diagonal of the own block
     return torch.cat([mask[..., :cache_length], own[..., None]], dim=-1).to(dtype)[:, :, None]

@@ -250,15 +250,15 @@ def attribute_rows(model, targets: Targets, layers: list[int], semantics: Semant
     check; a cache filled here gives the last row of each rows pass only (on Gemma-3 the head's rows
     for every target cost a quarter of a forward pass), the row a wrong mask is likeliest to move.
     """
+    passes = [torch.arange(start, min(start + ROWS_PER_PASS, targets.steps)) for start in range(0, targets.steps, ROWS_PER_PASS)]
     prefix, reference = targets.prefix, targets.target_logits
     if prefix is None or reference is None:
-        checked = (torch.arange(0, targets.steps, ROWS_PER_PASS) + ROWS_PER_PASS).clamp_max(targets.steps) - 1  # each pass's last row
+        checked = torch.stack([rows[-1] for rows in passes])
         prefix, logits = fill_cache(model, targets.input_ids, targets.positions[checked])
         reference = torch.full((targets.steps,), float("nan"))
         reference[checked] = logits[torch.arange(checked.numel()), targets.target_ids[checked]]
     scores = torch.zeros(targets.steps, targets.input_ids.numel())
-    for start in range(0, targets.steps, ROWS_PER_PASS):
-        rows = torch.arange(start, min(start + ROWS_PER_PASS, targets.steps))
+    for rows in passes:
         batch = _rows_batch(model, targets, prefix, rows, reference[rows], layers, semantics)
         if batch is None:
             return None
@@ -279,7 +279,7 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
     if targets.contrast_ids is not None:
         vocab = torch.cat([vocab, targets.contrast_ids[rows][:, None]], dim=1)
     with torch.enable_grad(), prefix.borrowed() as cache, Capture(rows=torch.arange(rows.numel())) as capture, \
-            _rows_attention(model, prefix.length, rows.numel(), dtype):
+            _rows_attention_context(model, prefix.length, rows.numel(), dtype):
         try:
             hidden = model.base_model(
                 inputs_embeds=embeds,
@@ -307,7 +307,7 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
     return fold_columns(out, positions, prefix.length)
 
 
-def _rows_attention(model, cache_length: int, rows: int, dtype: torch.dtype):
+def _rows_attention_context(model, cache_length: int, rows: int, dtype: torch.dtype):
     """The rows pass's own attention (cheaper backward pass, the same numbers) for float32 and float64
     models, where what it keeps for the backward pass fits :data:`ROWS_ATTENTION_BYTES`: the attention
     weights of every layer, and the capped logits too where the model soft-caps them. Otherwise the
