@@ -99,10 +99,12 @@ class ZeroedValues(Exclusive):
 @dataclass
 class RowsPass(Exclusive):
     """While active, attention takes the rows pass's form (:func:`~gradellm_cli.row_pass.rows_attention`):
-    the query rows see ``cache_length`` cached key columns without gradient, plus one own column each.
-    Same outputs as SDPA on the rows pass's mask, with a cheaper backward pass."""
+    the query rows see ``cache_length`` cached key columns without gradient (and, with ``rows_see_rows``,
+    the earlier rows beyond the cache, also without gradient), plus one own column each. Same outputs
+    as SDPA on the rows pass's mask, with a cheaper backward pass."""
 
     cache_length: int
+    rows_see_rows: bool = False
 
 
 def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int) -> torch.Tensor:
@@ -134,7 +136,9 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
     if rows is not None and attention_mask is not None and key.shape[2] == rows.cache_length + query.shape[2]:
         from .row_pass import rows_attention
 
-        output, weights = rows_attention(query, key, value, attention_mask, _scaling(scaling, query), softcap, rows.cache_length), None
+        output, weights = rows_attention(
+            query, key, value, attention_mask, _scaling(scaling, query), softcap, rows.cache_length, rows.rows_see_rows
+        ), None
     elif softcap is not None:
         output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
     else:

@@ -61,12 +61,15 @@ def empty_cache():
 
 @torch.no_grad()
 def fill_cache(
-    model, input_ids: torch.Tensor, positions: torch.Tensor | None = None, chunk: int = DEFAULT_CHUNK
+    model, input_ids: torch.Tensor, positions: torch.Tensor | None = None, chunk: int = DEFAULT_CHUNK, head: bool = True
 ) -> tuple[PrefixCache, torch.Tensor | None]:
     """Run ``input_ids`` (T,) through ``model`` into a fresh cache; the float32 logits at ``positions``.
 
     Returns the cache and a (len(positions), vocab) tensor on the CPU (None when no positions are
     asked for). The logits come from the model's own head, so they equal a plain forward pass's.
+    With ``head=False`` no chunk runs the LM head, and the tensor holds the base model's final hidden
+    states (len(positions), hidden) instead, in the model's dtype, on its device: for a caller that
+    needs a few vocabulary rows of the head only (Grad-ELLM's check of its rows pass).
     """
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
@@ -83,12 +86,14 @@ def fill_cache(
         inside = wanted[(wanted >= start) & (wanted < end)] - start
         piece = ids[None, start:end]
         position_ids = torch.arange(start, end, device=ids.device)[None]
-        if inside.numel():
+        if inside.numel() and head:
             keep = inside.to(ids.device)
             out = model(input_ids=piece, position_ids=position_ids, use_cache=True, logits_to_keep=keep, **cache_argument(model, cache))
             rows.append(out.logits[0].float().cpu())
         else:
             out = model.base_model(input_ids=piece, position_ids=position_ids, use_cache=True, **cache_argument(model.base_model, cache))
+            if inside.numel():
+                rows.append(out.last_hidden_state[0, inside.to(ids.device)])
         cache = returned_cache(out)
-    logits = torch.cat(rows)[inverse] if rows else None
-    return PrefixCache(cache, total), logits
+    found = torch.cat(rows)[inverse.to(rows[0].device)] if rows else None
+    return PrefixCache(cache, total), found

@@ -1,22 +1,28 @@
-"""Run only the explained rows of a sequence, with gradients, against a cache of the whole sequence.
+"""Run only the explained rows of a sequence, with gradients, against a cache of the sequence.
 
-For target rows at positions p_1 < ... < p_n of a sequence of T tokens whose keys and values are in a
-:class:`~gradellm_cli.prefill.PrefixCache`, one forward pass of n query rows (token ``input_ids[p_s]``
-at position id ``p_s``) is appended to the cache, under a mask that lets row s see exactly what it
-sees in a plain forward pass of the whole sequence: the cached keys before p_s (within the sliding
-window on sliding layers) and its own, freshly computed key. Rows never see each other, so each
-row's outputs depend on its own residual stream only, and one backward pass of the sum of the rows'
-target scalars gives every row its own gradient.
+For target rows at positions p_1 < ... < p_n of a sequence whose first ``C`` positions have their keys
+and values in a :class:`~gradellm_cli.prefill.PrefixCache`, one forward pass of n query rows (token
+``input_ids[p_s]`` at position id ``p_s``) is appended to the cache, under a mask that lets row s see
+exactly what it sees in a plain forward pass of the whole sequence: the cached keys before p_s (within
+the sliding window on sliding layers), its own, freshly computed key, and the keys of the earlier rows
+that lie beyond the cache (p_r >= C), which this pass computes itself. Each row's outputs depend on its
+own residual stream only as long as the other rows' keys and values enter its attention without
+gradient (:func:`rows_attention` does that), and one backward pass of the sum of the rows' target
+scalars then gives every row its own gradient.
 
-Key columns of the pass are ``T + n``: columns ``0..T-1`` are the cached positions, column ``T + s``
-is row s itself (at position p_s). :func:`fold_columns` maps a (n, T + n) result back to positions.
+Usually the cache holds the whole sequence (C = T, the explain pipeline's cache), and rows never see
+each other. A cache that stops at the first row (C = p_1 + 1, the rows contiguous after it) saves the
+fill n - 1 positions that the rows pass computes anyway.
+
+Key columns of the pass are ``C + n``: columns ``0..C-1`` are the cached positions, column ``C + s``
+is row s (at position p_s). :func:`fold_columns` maps a (n, C + n) result back to positions.
 
 The attention of the pass is :func:`rows_attention` (registered through :mod:`~gradellm_cli.capture`
 while a :class:`~gradellm_cli.capture.RowsPass` is active): the same outputs as SDPA on these masks,
-with no gradient computed towards the cached columns.
+with no gradient computed towards any column but each row's own.
 
 The masks are transformers' own pre-built masks, which its models accept as they are: one additive
-float mask of shape (1, 1, n, T + n), or a mapping ``{"full_attention": ..., "sliding_attention":
+float mask of shape (1, 1, n, C + n), or a mapping ``{"full_attention": ..., "sliding_attention":
 ...}`` for models that mix layer kinds (Gemma-3). A model whose layers are of another kind (or that
 has a sliding window but no per-layer kinds) is not supported here: :func:`row_masks` returns None
 and the caller uses the full forward+backward instead.
@@ -51,13 +57,18 @@ def row_masks(config, positions: torch.Tensor, cache_length: int, dtype: torch.d
     positions = positions.to(device)
     keys = torch.arange(cache_length, device=device)
     cached = keys[None, :] < positions[:, None]
-    own = torch.eye(positions.numel(), dtype=torch.bool, device=device)
+    n = positions.numel()
+    own = torch.eye(n, dtype=torch.bool, device=device)
+    # earlier rows beyond the cache: their keys exist only in this pass
+    uncached = (positions[None, :] >= cache_length) & (positions[None, :] < positions[:, None])
     masks = {}
     for kind in sorted(set(kinds)):
-        visible = cached
+        visible, rows = cached, uncached
         if kind == SLIDING:
-            visible = cached & (positions[:, None] - keys[None, :] < text_config.sliding_window)
-        masks[kind] = _additive(torch.cat([visible, own], dim=1), dtype)[None, None]
+            window = text_config.sliding_window
+            visible = cached & (positions[:, None] - keys[None, :] < window)
+            rows = uncached & (positions[:, None] - positions[None, :] < window)
+        masks[kind] = _additive(torch.cat([visible, rows | own], dim=1), dtype)[None, None]
     if len(masks) == 1:
         return next(iter(masks.values()))
     return masks
@@ -68,13 +79,14 @@ def _additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def fold_columns(values: torch.Tensor, positions: torch.Tensor, cache_length: int) -> torch.Tensor:
-    """(n, T + n) per key column -> (n, T) per position: column T + s is added to position p_s of row s."""
-    n = positions.numel()
-    out = values[:, :cache_length].clone()
-    rows = torch.arange(n, device=values.device)
-    out[rows, positions.to(values.device)] += values[rows, cache_length + rows]
-    return out
+def fold_columns(values: torch.Tensor, positions: torch.Tensor, cache_length: int, length: int | None = None) -> torch.Tensor:
+    """(n, C + n) per key column -> (n, length) per position: column C + r is added to position p_r.
+
+    ``length`` defaults to C (the cache holds the whole sequence). Columns a row cannot see hold 0.
+    """
+    out = values.new_zeros(values.shape[0], length or cache_length)
+    out[:, :cache_length] = values[:, :cache_length]
+    return out.index_add_(1, positions.to(values.device), values[:, cache_length:])
 
 
 def head_logits(model, hidden: torch.Tensor, vocab_ids: torch.Tensor) -> torch.Tensor:
@@ -95,43 +107,51 @@ def head_logits(model, hidden: torch.Tensor, vocab_ids: torch.Tensor) -> torch.T
     return logits.float()
 
 
-def rows_attention(query, key, value, attention_mask, scaling: float, softcap: float | None, cache_length: int) -> torch.Tensor:
-    """The attention of a rows pass, (b, n, heads, head_dim), with no gradient towards the cached keys and values.
+def rows_attention(query, key, value, attention_mask, scaling: float, softcap: float | None, cache_length: int,
+                   rows_see_rows: bool = False) -> torch.Tensor:
+    """The attention of a rows pass, (b, n, heads, head_dim), with gradients towards each row's own column only.
 
     The result equals SDPA's on the same mask. What differs is the backward pass: SDPA returns
-    gradients for all ``T + n`` key and value columns, and the ``T`` cached ones are thrown away
+    gradients for all ``C + n`` key and value columns, and the ``C`` cached ones are thrown away
     afterwards (they come from the no-grad fill), which costs about as much as the gradient of the
-    queries. Here the cached columns enter the graph detached and row s's own column (``T + s``, the
-    only other one it may see, see :func:`row_masks`) as one extra logit, so the backward pass computes
-    the queries' gradient and the own keys' and values' only. Softmax in float32 at least, as
-    transformers' eager attention; ``softcap`` as Gemma-2's.
+    queries. Here the other columns enter the graph detached and row s's own column (``C + s``) as one
+    extra logit, so the backward pass computes the queries' gradient and the own keys' and values'
+    only. ``rows_see_rows``: rows also see earlier rows beyond the cache (:func:`row_masks`); their
+    columns are then among the detached ones, which is what keeps each row's gradient its own. Softmax
+    in float32 at least, as transformers' eager attention; ``softcap`` as Gemma-2's.
     """
     batch, heads, rows, width = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
+    others = cache_length + rows if rows_see_rows else cache_length  # the detached columns
     # (b, kv_heads, group * n, d): each key/value head's query rows side by side, so the products with the
-    # cached columns are plain batched matrix products (a broadcast one would copy the keys per head)
+    # detached columns are plain batched matrix products (a broadcast one would copy the keys per head)
     grouped = query.view(batch, kv_heads, group, rows, width)
     stacked = grouped.reshape(batch, kv_heads, group * rows, width)
-    cached_keys, cached_values = key[:, :, :cache_length].detach(), value[:, :, :cache_length].detach()
+    other_keys, other_values = key[:, :, :others].detach(), value[:, :, :others].detach()
     own_keys, own_values = key[:, :, None, cache_length:], value[:, :, None, cache_length:]  # (b, kv_heads, 1, n, d)
     own = (grouped * own_keys).sum(-1, keepdim=True)  # (b, kv_heads, group, n, 1)
-    cached = torch.matmul(stacked, cached_keys.transpose(-1, -2)).view(batch, kv_heads, group, rows, cache_length)
-    logits = torch.cat([cached, own], dim=-1).to(torch.promote_types(query.dtype, torch.float32)) * scaling
+    detached = torch.matmul(stacked, other_keys.transpose(-1, -2)).view(batch, kv_heads, group, rows, others)
+    logits = torch.cat([detached, own], dim=-1).to(torch.promote_types(query.dtype, torch.float32)) * scaling
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
-    logits = logits + _rows_mask(attention_mask, rows, cache_length, logits.dtype)
+    logits = logits + _rows_mask(attention_mask, rows, cache_length, others, logits.dtype)
     weights = torch.softmax(logits, dim=-1).to(value.dtype)
-    from_cache = torch.matmul(weights[..., :cache_length].reshape(batch, kv_heads, group * rows, cache_length), cached_values)
-    output = from_cache.view(batch, kv_heads, group, rows, width) + weights[..., cache_length:] * own_values
+    from_others = torch.matmul(weights[..., :others].reshape(batch, kv_heads, group * rows, others), other_values)
+    output = from_others.view(batch, kv_heads, group, rows, width) + weights[..., others:] * own_values
     return output.view(batch, heads, rows, width).transpose(1, 2).contiguous()
 
 
-def _rows_mask(attention_mask: torch.Tensor, rows: int, cache_length: int, dtype: torch.dtype) -> torch.Tensor:
-    """(1 or b, 1, 1, n, T + 1) additive: the mask's cached columns, then each row's own column."""
+def _rows_mask(attention_mask: torch.Tensor, rows: int, cache_length: int, others: int, dtype: torch.dtype) -> torch.Tensor:
+    """(1 or b, 1, 1, n, others + 1) additive: the mask's first ``others`` columns (each row's own column
+    among them closed), then each row's own column."""
     mask = attention_mask[..., : cache_length + rows]
     if mask.dtype == torch.bool:
         mask = _additive(mask, dtype)
     index = torch.arange(rows, device=mask.device)
     own = mask[:, :, index, cache_length + index]  # (b, 1, n): the diagonal of the own block
-    return torch.cat([mask[..., :cache_length], own[..., None]], dim=-1).to(dtype)[:, :, None]
+    detached = mask[..., :others].to(dtype)
+    if others > cache_length:  # the own columns are among the detached ones: closed there, counted once
+        detached = detached.clone()
+        detached[:, :, index, cache_length + index] = torch.finfo(dtype).min
+    return torch.cat([detached, own[..., None].to(dtype)], dim=-1)[:, :, None]

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -120,13 +121,23 @@ def test_rows_path_equals_full_path_for_one_target(explainer):
     assert_rows_equal_full(grad_ellm(explainer.model, targets, "rows"), grad_ellm(explainer.model, targets, "full"))
 
 
-def test_rows_path_equals_full_path_for_a_long_continuation(explainer, continuation_targets):
+def test_rows_path_equals_full_path_for_a_long_continuation(explainer, continuation_targets, monkeypatch):
     rows = grad_ellm(explainer.model, continuation_targets, "rows")
     assert_rows_equal_full(rows, grad_ellm(explainer.model, continuation_targets, "full"))
-    # without the pipeline's cache the method fills its own, with the same result
+    # without the pipeline's cache the method fills its own, which stops at the first target: the rows
+    # pass computes the later rows' keys and values itself, with the same result
+    filled: list[int] = []
+    original = grad_ellm_module.fill_cache
+
+    def recording(model, ids, *args, **kwargs):
+        filled.append(ids.numel())
+        return original(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(grad_ellm_module, "fill_cache", recording)
     bare = Targets(continuation_targets.input_ids, continuation_targets.positions, continuation_targets.target_ids,
                    continuation_targets.source_mask)
     assert_rows_equal_full(grad_ellm(explainer.model, bare, "rows"), rows)
+    assert filled == [int(continuation_targets.positions[0]) + 1]
 
 
 def test_every_continuation_step_equals_the_slow_reference(explainer, continuation_targets):
@@ -186,6 +197,10 @@ def test_chunked_cache_fill_gives_the_plain_forward_logits(smollm2):
     torch.testing.assert_close(logits, plain, rtol=1e-4, atol=1e-3)
     shuffled = fill_cache(smollm2.model, ids, positions.flip(0), chunk=64)[1]
     torch.testing.assert_close(shuffled, logits.flip(0))
+    # without the head: the final hidden states at the same positions, from which the head gives those logits
+    hidden = fill_cache(smollm2.model, ids, positions.flip(0), chunk=64, head=False)[1]
+    with torch.no_grad():
+        torch.testing.assert_close(smollm2.model.lm_head(hidden).float().flip(0), logits, rtol=1e-4, atol=1e-3)
 
 
 def test_a_model_the_rows_pass_cannot_serve_falls_back_to_the_full_path(smollm2, monkeypatch):
@@ -220,6 +235,22 @@ def test_rows_logits_that_disagree_with_the_model_fall_back_with_or_without_the_
     monkeypatch.setattr(grad_ellm_module, "_FELL_BACK", set())
     with pytest.warns(UserWarning, match="differ from the model's own"):
         assert grad_ellm_module.attribute_rows(smollm2.model, targets, layers, "loosened") is None
+    monkeypatch.setattr(grad_ellm_module, "_FELL_BACK", set())
+    monkeypatch.setattr(grad_ellm_module, "_HEADS_CHECKED", weakref.WeakKeyDictionary())  # the head is checked once per model
+    with pytest.warns(UserWarning, match="differ from the model's own"):
+        assert grad_ellm_module.attribute_rows(smollm2.model, bare, layers, "loosened") is None
+
+
+@pytest.mark.parametrize("steps", [1, 12])
+def test_a_wrong_mask_with_the_methods_own_cache_falls_back(smollm2, monkeypatch, steps):
+    """A cache the method fills itself (the whole input for one target, up to the first target for a
+    continuation) still catches a mask that lets the rows see what they should not."""
+    ids = long_input_ids(smollm2.tokenizer, 60)
+    positions = torch.arange(59 - steps, 59)
+    bare = Targets(ids, positions, ids[positions + 1], torch.ones(60, dtype=torch.bool))
+    layers = list(range(smollm2.model.config.get_text_config().num_hidden_layers))
+    original = grad_ellm_module.row_masks
+    monkeypatch.setattr(grad_ellm_module, "row_masks", lambda *args: torch.zeros_like(original(*args)))  # every column open
     monkeypatch.setattr(grad_ellm_module, "_FELL_BACK", set())
     with pytest.warns(UserWarning, match="differ from the model's own"):
         assert grad_ellm_module.attribute_rows(smollm2.model, bare, layers, "loosened") is None

@@ -4,6 +4,9 @@
   itself, and must mask exactly as the model would, also on a cached decode step (one query row,
   for which transformers passes no mask at all). Greedy generation and the metrics' prefix cache
   run such steps.
+* Grad-ELLM's rows path on Gemma-2 style attention (soft-capped logits, final logit soft-capping, a
+  sliding window shorter than the explained continuation): the rows pass with the method's own cache,
+  which stops at the first target, equals the full path.
 * OPT-style decoder layers that apply dropout with the layer's own ``training`` flag: gradient
   checkpointing must not turn that dropout on (it once did: Grad-ELLM's scores became random).
 """
@@ -46,6 +49,28 @@ def test_softcapped_attention_on_a_cached_decode_step(tmp_path):
         assert ours.generate(ids, max_new_tokens=8, do_sample=False).tolist() == eager.generate(
             ids, max_new_tokens=8, do_sample=False
         ).tolist()
+
+
+def test_rows_path_with_soft_capping_and_a_window_shorter_than_the_continuation(tmp_path):
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from gradellm_cli.methods import grad_ellm as grad_ellm_module
+
+    config = Gemma2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                          num_key_value_heads=2, head_dim=8, sliding_window=4, attn_logit_softcapping=5.0,
+                          final_logit_softcapping=3.0, query_pre_attn_scalar=8, max_position_embeddings=64)
+    ours, _ = _saved(tmp_path, Gemma2ForCausalLM, config, "gemma2-rows")
+    ours.requires_grad_(False)
+    ids = torch.randint(3, 64, (14,), generator=torch.Generator().manual_seed(3))
+    layers = list(range(config.num_hidden_layers))
+    for positions in (torch.arange(3, 13), torch.tensor([13])):  # ten rows beyond a window of 4; one target
+        targets = Targets(ids, positions, ids[(positions + 1).clamp(max=13)], torch.ones(14, dtype=torch.bool))
+        rows = grad_ellm_module.attribute_rows(ours, targets, layers, "loosened")
+        assert rows is not None, "the rows path fell back"
+        full = get_method("grad-ellm").attribute(ours, targets, MethodOptions(grad_path="full"))
+        scale = full.abs().amax(dim=1, keepdim=True)
+        assert bool((scale > 0).all())
+        assert float(((rows - full).abs() / scale).max()) <= 1e-5
 
 
 def test_checkpointing_keeps_dropout_off(tmp_path):

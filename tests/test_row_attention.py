@@ -99,3 +99,33 @@ def test_no_gradient_reaches_the_cached_columns():
     grads = torch.autograd.grad(out, [cached_keys, cached_values, query], allow_unused=True, materialize_grads=True)
     assert not grads[0].any() and not grads[1].any()
     assert grads[2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind,window", [("full_attention", None), (SLIDING, 6)])
+def test_rows_beyond_the_cache_see_the_earlier_rows_without_gradient(kind, window):
+    """A cache that stops at the first row: rows 1.. lie beyond it, and each sees the earlier ones (within
+    the window). The outputs are SDPA's on that mask; the gradients are those of each row run alone,
+    where the other rows' keys and values are constants."""
+    positions = torch.arange(CACHED - 1, CACHED + 9)  # the first row is the cache's last position
+    rows = positions.numel()
+    mask = row_masks(Config([kind], window), positions, CACHED, torch.float64, "cpu")
+    beyond = mask[0, 0, :, CACHED:] == 0
+    assert beyond[3, 1] and not beyond[1, 3], "later rows see earlier ones, never the reverse"
+    if window is not None:
+        assert not beyond[9, 1], "nor beyond the window"
+    query, cached_keys, cached_values, own_keys, own_values = tensors(rows)
+    key, value = torch.cat([cached_keys, own_keys], dim=2), torch.cat([cached_values, own_values], dim=2)
+    got = rows_attention(query, key, value, mask, WIDTH ** -0.5, None, CACHED, rows_see_rows=True)
+    torch.testing.assert_close(got, reference(query, key, value, mask, WIDTH ** -0.5, None), rtol=1e-10, atol=1e-10)
+
+    alone = []
+    for s in range(rows):  # row s with a graph through its own key and value only
+        mine = (torch.arange(rows) == s)[None, None, :, None]
+        key_s = torch.cat([cached_keys, torch.where(mine, own_keys, own_keys.detach())], dim=2)
+        value_s = torch.cat([cached_values, torch.where(mine, own_values, own_values.detach())], dim=2)
+        alone.append(reference(query[:, :, s:s + 1], key_s, value_s, mask[:, :, s:s + 1], WIDTH ** -0.5, None))
+    want = torch.cat(alone, dim=1)
+    upstream = torch.randn(got.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    inputs = [query, own_keys, own_values]
+    for a, b in zip(torch.autograd.grad((got * upstream).sum(), inputs), torch.autograd.grad((want * upstream).sum(), inputs)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

@@ -21,6 +21,7 @@ Two ways to get w, with the same numbers (tests compare them to 1e-5):
 from __future__ import annotations
 
 import warnings
+import weakref
 from contextlib import nullcontext
 from functools import partial
 
@@ -244,19 +245,17 @@ def attribute_rows(model, targets: Targets, layers: list[int], semantics: Semant
 
     Exact for the reason in the method notes: the gradient of the logit at t reaches layer k's
     attention output only at row t, through row t's own residual stream. The cache is the explain
-    pipeline's (``targets.prefix``) or filled here. None when this model's masks cannot be built, or
-    when the rows' logits disagree with the model's own (a mask or head this module does not know):
-    the caller then takes the full path. The pipeline's forward pass gives every target's own logit to
-    check; a cache filled here gives the last row of each rows pass only (on Gemma-3 the head's rows
-    for every target cost a quarter of a forward pass), the row a wrong mask is likeliest to move.
+    pipeline's (``targets.prefix``) or filled here (:func:`_own_cache`). None when this model's masks
+    cannot be built, or when the rows' logits disagree with the model's own (a mask or head this
+    module does not know): the caller then takes the full path. The pipeline's forward pass gives
+    every target's own logit to check; a cache filled here gives one row per rows pass.
     """
     passes = [torch.arange(start, min(start + ROWS_PER_PASS, targets.steps)) for start in range(0, targets.steps, ROWS_PER_PASS)]
     prefix, reference = targets.prefix, targets.target_logits
     if prefix is None or reference is None:
-        checked = torch.stack([rows[-1] for rows in passes])
-        prefix, logits = fill_cache(model, targets.input_ids, targets.positions[checked])
-        reference = torch.full((targets.steps,), float("nan"))
-        reference[checked] = logits[torch.arange(checked.numel()), targets.target_ids[checked]]
+        if not head_matches(model, targets.input_ids):
+            return _fall_back(model, "the rows' logits differ from the model's own forward pass (its LM head)")
+        prefix, reference = _own_cache(model, targets, passes)
     scores = torch.zeros(targets.steps, targets.input_ids.numel())
     for rows in passes:
         batch = _rows_batch(model, targets, prefix, rows, reference[rows], layers, semantics)
@@ -264,6 +263,50 @@ def attribute_rows(model, targets: Targets, layers: list[int], semantics: Semant
             return None
         scores[rows] = batch
     return scores
+
+
+def _own_cache(model, targets: Targets, passes: list[torch.Tensor]) -> tuple[PrefixCache, torch.Tensor]:
+    """A cache filled here, without the LM head, and the target logit of the rows it can check (NaN elsewhere).
+
+    Where the steps are one rows pass of consecutive positions and the rows attention serves it, the
+    cache stops at the first row: the rows pass computes the later rows' keys and values itself
+    (:mod:`..row_pass`), and the fill's last row, the first target, is the one checked. Otherwise
+    it holds the whole sequence and the last row of each rows pass is checked, the row a wrong mask
+    is likeliest to move. The check's logits come from :func:`head_logits` on the fill's hidden states
+    (:func:`head_matches` has shown it gives the model's own logits), not from the LM head: on Gemma-3
+    its 262k rows cost half of a short input's forward pass.
+    """
+    positions = targets.positions
+    dtype = model.get_input_embeddings().weight.dtype
+    consecutive = bool((positions.diff() == 1).all())
+    if len(passes) == 1 and consecutive and _rows_attention_fits(model, int(positions[0]) + 1, targets.steps, dtype, True):
+        checked, length = torch.tensor([0]), int(positions[0]) + 1
+    else:
+        checked, length = torch.stack([rows[-1] for rows in passes]), targets.input_ids.numel()
+    prefix, hidden = fill_cache(model, targets.input_ids[:length], positions[checked], head=False)
+    reference = torch.full((targets.steps,), float("nan"))
+    reference[checked] = head_logits(model, hidden, targets.target_ids[checked][:, None])[:, 0].detach().cpu()
+    return prefix, reference
+
+
+HEAD_CHECK_TOKENS = 8
+_HEADS_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def head_matches(model, input_ids: torch.Tensor) -> bool:
+    """Whether :func:`head_logits` gives the model's own logits, checked once per model on the first
+    few tokens of an input: the top words of the model's last logits row, from both."""
+    verdict = _HEADS_CHECKED.get(model)
+    if verdict is None:
+        ids = input_ids[:HEAD_CHECK_TOKENS][None].to(input_device(model))
+        own = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1].float()
+        hidden = model.base_model(input_ids=ids, use_cache=False).last_hidden_state[0, -1:]
+        vocab = own.topk(min(8, own.numel())).indices
+        got = head_logits(model, hidden, vocab[None].to(hidden.device))[0].cpu()
+        verdict = _agrees(got, own[vocab].cpu(), model.get_input_embeddings().weight.dtype)
+        _HEADS_CHECKED[model] = verdict
+    return verdict
 
 
 def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor, reference: torch.Tensor, layers, semantics):
@@ -274,12 +317,13 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
     masks = row_masks(model.config, positions, prefix.length, dtype, device)
     if masks is None:
         return _fall_back(model, "its attention layers are of a kind the rows pass does not know")
+    rows_see_rows = bool(positions[-1] >= prefix.length)  # rows beyond the cache: see :func:`_own_cache`
     embeds = input_embeddings(model, targets.input_ids[positions]).detach().requires_grad_(True)
     vocab = targets.target_ids[rows][:, None]
     if targets.contrast_ids is not None:
         vocab = torch.cat([vocab, targets.contrast_ids[rows][:, None]], dim=1)
     with torch.enable_grad(), prefix.borrowed() as cache, Capture(rows=torch.arange(rows.numel())) as capture, \
-            _rows_attention_context(model, prefix.length, rows.numel(), dtype):
+            _rows_attention_context(model, prefix.length, rows.numel(), dtype, rows_see_rows):
         try:
             hidden = model.base_model(
                 inputs_embeds=embeds,
@@ -304,22 +348,33 @@ def _rows_batch(model, targets: Targets, prefix: PrefixCache, rows: torch.Tensor
         heat = sum(layer_heatmaps(capture.layers[k], part, grad[0, part.to(grad.device)], semantics).to(device)
                    for k, grad in zip(layers, grads))
         out[part] = heat.detach().cpu()
-    return fold_columns(out, positions, prefix.length)
+    return fold_columns(out, positions, prefix.length, targets.input_ids.numel())
 
 
-def _rows_attention_context(model, cache_length: int, rows: int, dtype: torch.dtype):
-    """The rows pass's own attention (cheaper backward pass, the same numbers) for float32 and float64
-    models, where what it keeps for the backward pass fits :data:`ROWS_ATTENTION_BYTES`: the attention
-    weights of every layer, and the capped logits too where the model soft-caps them. Otherwise the
-    model's usual attention (SDPA, or the eager soft-capped one), as before the rows pass had its own.
-    Half-precision models keep SDPA: it accumulates the scores in float32, where the rows attention
-    would round them to the model's precision first."""
+def _rows_attention_fits(model, cache_length: int, rows: int, dtype: torch.dtype, rows_see_rows: bool = False) -> bool:
+    """Whether the rows pass's own attention serves it: a float32 or float64 model (half-precision ones
+    keep SDPA, which accumulates the scores in float32 where the rows attention would round them to
+    the model's precision first), and what it keeps for the backward pass within
+    :data:`ROWS_ATTENTION_BYTES`: the attention weights of every layer, and the capped logits too where
+    the model soft-caps them."""
     if dtype not in (torch.float32, torch.float64):
-        return nullcontext()
+        return False
     config = model.config.get_text_config()
     copies = 2 if getattr(config, "attn_logit_softcapping", None) else 1
-    kept = config.num_hidden_layers * config.num_attention_heads * rows * (cache_length + 1) * copies * dtype.itemsize
-    return RowsPass(cache_length) if kept <= ROWS_ATTENTION_BYTES else nullcontext()
+    columns = cache_length + (rows if rows_see_rows else 0) + 1
+    kept = config.num_hidden_layers * config.num_attention_heads * rows * columns * copies * dtype.itemsize
+    return kept <= ROWS_ATTENTION_BYTES
+
+
+def _rows_attention_context(model, cache_length: int, rows: int, dtype: torch.dtype, rows_see_rows: bool = False):
+    """The rows pass's own attention (cheaper backward pass, the same numbers) where it fits
+    (:func:`_rows_attention_fits`), otherwise the model's usual attention (SDPA, or the eager
+    soft-capped one). Rows that see rows must have it: SDPA would let gradients pass between them."""
+    if _rows_attention_fits(model, cache_length, rows, dtype, rows_see_rows):
+        return RowsPass(cache_length, rows_see_rows)
+    if rows_see_rows:
+        raise RuntimeError("rows that see each other need the rows attention")  # _own_cache never asks for this
+    return nullcontext()
 
 
 def _agrees(got: torch.Tensor, reference: torch.Tensor, dtype: torch.dtype) -> bool:
