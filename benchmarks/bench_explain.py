@@ -15,11 +15,17 @@ For each embedded model (CPU, float32):
 
 Each pair is timed alternately, so both sides run under the same load; the minimum is the least
 disturbed run. Run: python benchmarks/bench_explain.py [--repeats 3] [--models smollm2,gemma3]
+
+``--parts`` prints instead where Grad-ELLM's time goes (own cache): the cache fill, the rows' backward
+pass, the heatmaps, and the rest (mostly the rows' forward pass), for one SST-2 target and a 100-token
+continuation, beside one plain forward pass and a 1-token forward pass of the decoder without a cache
+(what any one-row pass costs at least: every weight read once, every operation's overhead paid once).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -33,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gradellm_cli.explain import Explainer, ExplainSettings  # noqa: E402
 from gradellm_cli.methods import MethodOptions, Targets, get_method  # noqa: E402
+from gradellm_cli.methods import grad_ellm as grad_ellm_module  # noqa: E402
 from gradellm_cli.methods.base import input_embeddings  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -72,6 +79,12 @@ def side_by_side(functions: dict, repeats: int) -> dict[str, float]:
 def plain_forward(model, input_ids: torch.Tensor) -> None:
     """One no-grad forward pass of the whole sequence, the last position's logits only."""
     model(input_ids[None], use_cache=False, logits_to_keep=1)
+
+
+@torch.no_grad()
+def base_forward(model, input_ids: torch.Tensor) -> None:
+    """One no-grad forward pass of the decoder alone (no LM head), as a rows pass runs it."""
+    model.base_model(input_ids=input_ids[None], use_cache=False)
 
 
 def forward_backward(model, input_ids: torch.Tensor, position: int, target: int) -> None:
@@ -139,16 +152,74 @@ def continuation_rows(explainer: Explainer, repeats: int, lengths: list[int]) ->
     return rows
 
 
+@contextlib.contextmanager
+def timed_parts(seconds: dict[str, float]):
+    """Add the time spent in the cache fill, the backward pass and the heatmaps of Grad-ELLM to ``seconds``."""
+    module = grad_ellm_module
+    originals = {"fill": module.fill_cache, "heatmaps": module.layer_heatmaps, "backward": torch.autograd.grad}
+
+    def timer(part: str):
+        def run(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return originals[part](*args, **kwargs)
+            finally:
+                seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - started
+        return run
+
+    module.fill_cache, module.layer_heatmaps, torch.autograd.grad = timer("fill"), timer("heatmaps"), timer("backward")
+    try:
+        yield
+    finally:
+        module.fill_cache, module.layer_heatmaps, torch.autograd.grad = originals["fill"], originals["heatmaps"], originals["backward"]
+
+
+def parts_rows(explainer: Explainer, repeats: int) -> None:
+    method, options = get_method("grad-ellm"), MethodOptions()
+    second = explainer.tokenizer(" " + record("imdb", 1)["text"], add_special_tokens=False)["input_ids"]
+    cases = {
+        "sst2, one target": explainer.prepare("sst2", {"text": record("sst2")["text"]}, ExplainSettings(task="sentiment")).targets,
+        "imdb, 100-token continuation": explainer.prepare(
+            "imdb", {"text": record("imdb")["text"]}, ExplainSettings(task="generate"),
+            continuation=explainer.tokenizer.decode(second[:100])).targets,
+    }
+    for name, targets in cases.items():
+        runs = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            seconds: dict[str, float] = {}
+            with timed_parts(seconds):
+                started = time.perf_counter()
+                method.attribute(explainer.model, bare(targets), options)
+                seconds["total"] = time.perf_counter() - started
+            runs.append(seconds)
+        least = min(runs[1:], key=lambda run: run["total"])
+        rest = least["total"] - least["fill"] - least["backward"] - least["heatmaps"]
+        ids = targets.input_ids
+        forward = best(lambda i=ids: plain_forward(explainer.model, i), repeats)
+        one_token = best(lambda i=ids: base_forward(explainer.model, i[-1:]), repeats)
+        print(f"| {explainer.model_name} | {name} | {ids.numel()} | {least['total']:.3f} | {least['fill']:.3f} | {rest:.3f} "
+              f"| {least['backward']:.3f} | {least['heatmaps']:.3f} | {forward:.3f} | {one_token:.3f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="smollm2,gemma3")
     parser.add_argument("--lengths", default="20,100", help="continuation lengths in tokens")
+    parser.add_argument("--parts", action="store_true", help="print where Grad-ELLM's time goes instead")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
     explainers = {name: Explainer(name, device="cpu") for name in args.models.split(",")}
+    if args.parts:
+        print("\nWhere Grad-ELLM's time goes (own cache, s; the run with the least total of --repeats)")
+        print("| model | input | tokens | total | fill | rows forward and the rest | backward | heatmaps | plain forward "
+              "| 1-token decoder forward |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for explainer in explainers.values():
+            parts_rows(explainer, args.repeats)
+        return
     print("\nOne target: Grad-ELLM (own cache), Grad-ELLM reusing the pipeline's cache, one plain forward, one forward+backward (s)")
     print("| model | input | tokens | Grad-ELLM | reusing cache | forward | fwd+bwd | Grad-ELLM / forward | / fwd+bwd |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
