@@ -107,6 +107,13 @@ class RowsPass(Exclusive):
     rows_see_rows: bool = False
 
 
+def takes_rows_attention(model) -> bool:
+    """Whether ``model`` attends through :func:`gradellm_attention`, the one that serves a :class:`RowsPass`."""
+    config = model.config
+    return ATTENTION_NAME in {getattr(config, "_attn_implementation", None),
+                              getattr(config.get_text_config(), "_attn_implementation", None)}
+
+
 def visible_rows(attention_mask: torch.Tensor | None, rows: torch.Tensor, kv_length: int, q_length: int) -> torch.Tensor:
     """Which key positions each query row sees, read from the mask the model itself built.
 
@@ -139,6 +146,8 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
         output, weights = rows_attention(
             query, key, value, attention_mask, _scaling(scaling, query), softcap, rows.cache_length, rows.rows_see_rows
         ), None
+    elif rows is not None and rows.rows_see_rows:  # any other attention would pass gradients between the rows
+        raise RuntimeError("a rows pass whose rows see each other must take the rows attention")
     elif softcap is not None:
         output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
     else:
@@ -175,6 +184,9 @@ def gradellm_eager_attention(module, query, key, value, attention_mask, scaling=
 
     Used by the tests to show that capturing changes nothing: its logits equal the plain eager model's.
     """
+    rows = in_force(RowsPass)
+    if rows is not None and rows.rows_see_rows:  # eager attention would pass gradients between the rows
+        raise RuntimeError("a rows pass whose rows see each other must take the rows attention")
     eager = sys.modules[type(module).__module__].eager_attention_forward
     output, weights = eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     _record(module, query, key, value, attention_mask, output, scaling, kwargs.get("softcap"))

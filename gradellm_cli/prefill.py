@@ -63,7 +63,8 @@ def empty_cache():
 def fill_cache(
     model, input_ids: torch.Tensor, positions: torch.Tensor | None = None, chunk: int = DEFAULT_CHUNK, head: bool = True
 ) -> tuple[PrefixCache, torch.Tensor | None]:
-    """Run ``input_ids`` (T,) through ``model`` into a fresh cache; the float32 logits at ``positions``.
+    """Run ``input_ids`` (T,) through ``model`` into a fresh cache; the float32 logits at ``positions``
+    (or, with ``head=False``, the final hidden states there).
 
     Returns the cache and a (len(positions), vocab) tensor on the CPU (None when no positions are
     asked for). The logits come from the model's own head, so they equal a plain forward pass's.

@@ -98,7 +98,7 @@ def head_logits(model, hidden: torch.Tensor, vocab_ids: torch.Tensor) -> torch.T
     """
     head = model.get_output_embeddings()
     weight = head.weight[vocab_ids.to(head.weight.device)]  # (n, k, d)
-    logits = torch.einsum("nd,nkd->nk", hidden.to(weight.dtype), weight)
+    logits = torch.einsum("nd,nkd->nk", hidden.to(device=weight.device, dtype=weight.dtype), weight)
     if getattr(head, "bias", None) is not None:
         logits = logits + head.bias[vocab_ids.to(head.weight.device)]
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)

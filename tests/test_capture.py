@@ -156,3 +156,33 @@ def test_hooked_model_is_causal(variants, variant):
         _, other_hidden, _ = variants.run(variant, other, capture=False)
         torch.testing.assert_close(other_hidden[:changed_at], hidden[:changed_at], rtol=0, atol=EXACT_ATOL)
         assert (other_hidden[changed_at:] - hidden[changed_at:]).abs().amax(dim=-1).min() > 1e-3
+
+
+def test_rows_path_on_the_eager_capture_equals_the_full_path(variants):
+    """The eager capture ignores a rows pass, so Grad-ELLM filling its own cache must not let rows see
+    each other there (eager attention would pass gradients between them): its rows path still equals
+    the full path, step by step."""
+    from gradellm_cli.methods import MethodOptions, Targets, get_method
+    from gradellm_cli.methods import grad_ellm as grad_ellm_module
+
+    model = variants.models["gradellm_eager"]
+    ids = long_input_ids(variants.explainer.tokenizer, 60)
+    positions = torch.arange(40, 52)
+    targets = Targets(ids, positions, ids[positions + 1], torch.ones(60, dtype=torch.bool))
+    layers = list(range(model.config.get_text_config().num_hidden_layers))
+    rows = grad_ellm_module.attribute_rows(model, targets, layers, "loosened")
+    assert rows is not None, "the rows path fell back"
+    full = get_method("grad-ellm").attribute(model, targets, MethodOptions(grad_path="full"))
+    scale = full.abs().amax(dim=1, keepdim=True)
+    assert bool((scale > 0).all())
+    assert float(((rows - full).abs() / scale).max()) <= 1e-5
+
+
+@pytest.mark.parametrize("variant", ["gradellm", "gradellm_eager"])
+def test_rows_that_see_each_other_refuse_any_attention_but_the_rows_one(variants, variant):
+    """Where the rows attention cannot serve such a pass (here: a plain forward pass, no rows mask),
+    attention refuses rather than pass gradients between the rows; the rows pass then falls back."""
+    from gradellm_cli.capture import RowsPass
+
+    with torch.no_grad(), RowsPass(0, rows_see_rows=True), pytest.raises(RuntimeError, match="rows attention"):
+        variants.models[variant](variants.inputs["short"][None], use_cache=False)
