@@ -35,3 +35,19 @@ def app():
     if not cli.app.registered_commands:
         cli._register()
     return cli.app
+
+
+@pytest.fixture
+def filled_lengths(monkeypatch) -> list[int]:
+    """How many tokens each cache fill of Grad-ELLM's rows path covered, in order (it may stop at the first target)."""
+    from gradellm_cli.methods import grad_ellm as grad_ellm_module
+
+    lengths: list[int] = []
+    original = grad_ellm_module.fill_cache
+
+    def recording(model, ids, *args, **kwargs):
+        lengths.append(ids.numel())
+        return original(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(grad_ellm_module, "fill_cache", recording)
+    return lengths

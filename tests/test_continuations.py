@@ -121,23 +121,15 @@ def test_rows_path_equals_full_path_for_one_target(explainer):
     assert_rows_equal_full(grad_ellm(explainer.model, targets, "rows"), grad_ellm(explainer.model, targets, "full"))
 
 
-def test_rows_path_equals_full_path_for_a_long_continuation(explainer, continuation_targets, monkeypatch):
+def test_rows_path_equals_full_path_for_a_long_continuation(explainer, continuation_targets, filled_lengths):
     rows = grad_ellm(explainer.model, continuation_targets, "rows")
     assert_rows_equal_full(rows, grad_ellm(explainer.model, continuation_targets, "full"))
     # without the pipeline's cache the method fills its own, which stops at the first target: the rows
     # pass computes the later rows' keys and values itself, with the same result
-    filled: list[int] = []
-    original = grad_ellm_module.fill_cache
-
-    def recording(model, ids, *args, **kwargs):
-        filled.append(ids.numel())
-        return original(model, ids, *args, **kwargs)
-
-    monkeypatch.setattr(grad_ellm_module, "fill_cache", recording)
     bare = Targets(continuation_targets.input_ids, continuation_targets.positions, continuation_targets.target_ids,
                    continuation_targets.source_mask)
     assert_rows_equal_full(grad_ellm(explainer.model, bare, "rows"), rows)
-    assert filled == [int(continuation_targets.positions[0]) + 1]
+    assert filled_lengths == [int(continuation_targets.positions[0]) + 1]
 
 
 def test_every_continuation_step_equals_the_slow_reference(explainer, continuation_targets):

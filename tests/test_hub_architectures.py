@@ -51,7 +51,7 @@ def test_softcapped_attention_on_a_cached_decode_step(tmp_path):
         ).tolist()
 
 
-def test_rows_path_with_soft_capping_and_a_window_shorter_than_the_continuation(tmp_path, monkeypatch):
+def test_rows_path_with_soft_capping_and_a_window_shorter_than_the_continuation(tmp_path, filled_lengths):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
     from gradellm_cli.methods import grad_ellm as grad_ellm_module
@@ -63,19 +63,11 @@ def test_rows_path_with_soft_capping_and_a_window_shorter_than_the_continuation(
     ours.requires_grad_(False)
     ids = torch.randint(3, 64, (14,), generator=torch.Generator().manual_seed(3))
     layers = list(range(config.num_hidden_layers))
-    filled: list[int] = []
-    original = grad_ellm_module.fill_cache
-
-    def recording(model, ids, *args, **kwargs):
-        filled.append(ids.numel())
-        return original(model, ids, *args, **kwargs)
-
-    monkeypatch.setattr(grad_ellm_module, "fill_cache", recording)
     for positions in (torch.arange(3, 13), torch.tensor([13])):  # ten rows beyond a window of 4; one target
         targets = Targets(ids, positions, ids[(positions + 1).clamp(max=13)], torch.ones(14, dtype=torch.bool))
         rows = grad_ellm_module.attribute_rows(ours, targets, layers, "loosened")
         assert rows is not None, "the rows path fell back"
-        assert filled[-1] == int(positions[0]) + 1, "the cache stops at the first target"
+        assert filled_lengths[-1] == int(positions[0]) + 1, "the cache stops at the first target"
         full = get_method("grad-ellm").attribute(ours, targets, MethodOptions(grad_path="full"))
         scale = full.abs().amax(dim=1, keepdim=True)
         assert bool((scale > 0).all())
