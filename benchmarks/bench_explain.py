@@ -99,11 +99,24 @@ def bare(targets: Targets) -> Targets:
     return Targets(targets.input_ids, targets.positions, targets.target_ids, targets.source_mask)
 
 
+def label_targets(explainer: Explainer, name: str) -> Targets:
+    """The first record of data set ``name`` on the sentiment prompt: one target, the label word."""
+    return explainer.prepare(name, {"text": record(name)["text"]}, ExplainSettings(task="sentiment")).targets
+
+
+def continuation_targets(explainer: Explainer, n: int) -> Targets:
+    """The first IMDb review with the generate template, given the first n tokens of the second review."""
+    second = explainer.tokenizer(" " + record("imdb", 1)["text"], add_special_tokens=False)["input_ids"]
+    continuation = explainer.tokenizer.decode(second[:n])
+    settings = ExplainSettings(task="generate")
+    return explainer.prepare("imdb", {"text": record("imdb")["text"]}, settings, continuation=continuation).targets
+
+
 def one_target_rows(explainer: Explainer, repeats: int) -> list[str]:
     method, options = get_method("grad-ellm"), MethodOptions()
     rows = []
     for name in ("sst2", "imdb"):
-        targets = explainer.prepare(name, {"text": record(name)["text"]}, ExplainSettings(task="sentiment")).targets
+        targets = label_targets(explainer, name)
         ids, t, target = targets.input_ids, int(targets.positions[0]), int(targets.target_ids[0])
         seconds = side_by_side(
             {
@@ -125,12 +138,9 @@ def one_target_rows(explainer: Explainer, repeats: int) -> list[str]:
 
 def continuation_rows(explainer: Explainer, repeats: int, lengths: list[int]) -> list[str]:
     method, options = get_method("grad-ellm"), MethodOptions()
-    second = explainer.tokenizer(" " + record("imdb", 1)["text"], add_special_tokens=False)["input_ids"]
     rows = []
     for n in lengths:
-        continuation = explainer.tokenizer.decode(second[:n])
-        prepared = explainer.prepare("imdb", {"text": record("imdb")["text"]}, ExplainSettings(task="generate"), continuation=continuation)
-        targets = prepared.targets
+        targets = continuation_targets(explainer, n)
         ids = targets.input_ids
         seconds = side_by_side(
             {
@@ -176,13 +186,7 @@ def timed_parts(seconds: dict[str, float]):
 
 def parts_rows(explainer: Explainer, repeats: int) -> None:
     method, options = get_method("grad-ellm"), MethodOptions()
-    second = explainer.tokenizer(" " + record("imdb", 1)["text"], add_special_tokens=False)["input_ids"]
-    cases = {
-        "sst2, one target": explainer.prepare("sst2", {"text": record("sst2")["text"]}, ExplainSettings(task="sentiment")).targets,
-        "imdb, 100-token continuation": explainer.prepare(
-            "imdb", {"text": record("imdb")["text"]}, ExplainSettings(task="generate"),
-            continuation=explainer.tokenizer.decode(second[:100])).targets,
-    }
+    cases = {"sst2, one target": label_targets(explainer, "sst2"), "imdb, 100-token continuation": continuation_targets(explainer, 100)}
     for name, targets in cases.items():
         runs = []
         for _ in range(repeats + 1):  # the first is a warm-up

@@ -146,14 +146,14 @@ def gradellm_attention(module, query, key, value, attention_mask, scaling=None, 
         output, weights = rows_attention(
             query, key, value, attention_mask, _scaling(scaling, query), softcap, rows.cache_length, rows.rows_see_rows
         ), None
-    elif rows is not None and rows.rows_see_rows:  # any other attention would pass gradients between the rows
-        raise RuntimeError("a rows pass whose rows see each other must take the rows attention")
-    elif softcap is not None:
-        output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
     else:
-        output, weights = sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
+        _refuse_rows_that_see_rows(rows)
+        if softcap is not None:
+            output, weights = _softcapped_attention(module, query, key, value, attention_mask, scaling, softcap)
+        else:
+            output, weights = sdpa_attention_forward(
+                module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+            )
     _record(module, query, key, value, attention_mask, output, scaling, softcap)
     return output, weights
 
@@ -184,13 +184,17 @@ def gradellm_eager_attention(module, query, key, value, attention_mask, scaling=
 
     Used by the tests to show that capturing changes nothing: its logits equal the plain eager model's.
     """
-    rows = in_force(RowsPass)
-    if rows is not None and rows.rows_see_rows:  # eager attention would pass gradients between the rows
-        raise RuntimeError("a rows pass whose rows see each other must take the rows attention")
+    _refuse_rows_that_see_rows(in_force(RowsPass))
     eager = sys.modules[type(module).__module__].eager_attention_forward
     output, weights = eager(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
     _record(module, query, key, value, attention_mask, output, scaling, kwargs.get("softcap"))
     return output, weights
+
+
+def _refuse_rows_that_see_rows(rows: RowsPass | None) -> None:
+    """Rows that see each other need the rows attention: any other passes gradients between them."""
+    if rows is not None and rows.rows_see_rows:
+        raise RuntimeError("a rows pass whose rows see each other must take the rows attention")
 
 
 def _scaling(scaling: float | None, query: torch.Tensor) -> float:
